@@ -1,0 +1,51 @@
+// The backend op set expressed once over a backend's for_each: everything except gemm and
+// the launch itself. A backend derives from OpSet<Self, S> and provides gemm and for_each.
+#pragma once
+
+#include "forgery/backend/kernels.hpp"
+#include "forgery/core/config.hpp"
+#include "forgery/core/philox.hpp"
+
+namespace forgery::backend {
+
+/// Whether a gemm operand is used as stored or transposed.
+enum class Trans : bool { no = false, yes = true };
+
+/// Ops shared by every backend, written once over `Self::for_each` (CRTP).
+template <class Self, class S>
+struct OpSet {
+  using scalar = S;
+
+  static void fill(index_t n, S* x, S value) { Self::for_each(n, kernels::Fill<S>{x, value}); }
+  static void copy(index_t n, const S* src, S* dst) { Self::for_each(n, kernels::Copy<S>{src, dst}); }
+  /// y += a * x.
+  static void axpy(index_t n, S a, const S* x, S* y) { Self::for_each(n, kernels::Axpy<S>{a, x, y}); }
+  /// y *= a.
+  static void scale(index_t n, S a, S* y) { Self::for_each(n, kernels::Scale<S>{a, y}); }
+  /// Adds the vector b (length rows) to every column of the rows x cols matrix y.
+  static void add_column_vector(index_t rows, index_t cols, const S* b, S* y) {
+    Self::for_each(cols, kernels::AddColumnVector<S>{b, y, rows});
+  }
+  /// out[r] = beta * out[r] + sum over columns of a(r, :). Fixed summation order.
+  static void row_sums(index_t rows, index_t cols, const S* a, index_t lda, S beta, S* out) {
+    Self::for_each(rows, kernels::RowSums<S>{a, rows, cols, lda, beta, out});
+  }
+  /// out[j] = beta * out[j] + sum over rows of a(:, j). Fixed summation order.
+  static void col_sums(index_t rows, index_t cols, const S* a, index_t lda, S beta, S* out) {
+    Self::for_each(cols, kernels::ColSums<S>{a, rows, lda, beta, out});
+  }
+  /// n uniform values in (lo, hi); advances `rng` by the blocks used.
+  static void fill_uniform(index_t n, S* x, RandomStream& rng, S lo, S hi) {
+    const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
+    const auto first = rng.take(static_cast<std::uint64_t>(blocks));
+    Self::for_each(blocks, kernels::UniformFill<S>{x, n, rng.seed, rng.stream, first, lo, hi - lo});
+  }
+  /// n normal values N(mean, stddev^2); advances `rng` by the blocks used.
+  static void fill_normal(index_t n, S* x, RandomStream& rng, S mean, S stddev) {
+    const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
+    const auto first = rng.take(static_cast<std::uint64_t>(blocks));
+    Self::for_each(blocks, kernels::NormalFill<S>{x, n, rng.seed, rng.stream, first, mean, stddev});
+  }
+};
+
+} // namespace forgery::backend

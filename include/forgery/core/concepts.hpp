@@ -1,0 +1,151 @@
+// The extension points of forgery as C++20 concepts. Next to each concept stands a minimal
+// conforming type, static_assert-ed against it, so this documentation cannot drift from
+// the code. Concepts of later areas (Loss, Penalty, Optimizer, Callback) join this file.
+#pragma once
+
+#include <concepts>
+#include <type_traits>
+
+#include "forgery/backend/op_set.hpp"
+#include "forgery/core/batch_view.hpp"
+#include "forgery/core/buffer.hpp"
+#include "forgery/core/config.hpp"
+#include "forgery/core/philox.hpp"
+#include "forgery/core/shape.hpp"
+#include "forgery/layers/context.hpp"
+
+namespace forgery {
+
+// --------------------------------------------------------------------------------------
+// Backend: where the math runs. A bundle of types and a few static entry points on
+// column-major data; layers never call Eigen or CUDA themselves.
+// --------------------------------------------------------------------------------------
+
+/// The op set a backend provides (see backend/op_set.hpp for the shared part).
+template <class B>
+concept Backend = requires {
+  typename B::scalar;
+  typename B::template buffer<typename B::scalar>;
+  { B::host_memory } -> std::convertible_to<bool>;
+}
+&&std::is_floating_point_v<typename B::scalar>&& requires(typename B::scalar* x, const typename B::scalar* cx,
+                                                          typename B::scalar s, index_t n, RandomStream& rng,
+                                                          backend::Trans t) {
+  B::gemm(t, t, n, n, n, s, cx, n, cx, n, s, x, n);
+  B::fill(n, x, s);
+  B::copy(n, cx, x);
+  B::axpy(n, s, cx, x);
+  B::scale(n, s, x);
+  B::add_column_vector(n, n, cx, x);
+  B::row_sums(n, n, cx, n, s, x);
+  B::col_sums(n, n, cx, n, s, x);
+  B::fill_uniform(n, x, rng, s, s);
+  B::fill_normal(n, x, rng, s, s);
+  { B::sum(n, cx) } -> std::same_as<typename B::scalar>;
+  { B::dot(n, cx, cx) } -> std::same_as<typename B::scalar>;
+};
+
+// --------------------------------------------------------------------------------------
+// Layer: a user writes a layer *spec* (Dense<256>) that Sequential binds to an input shape
+// and a backend, giving the *layer* that runs. A layer reads its parameters from the
+// network's one parameter buffer and adds its parameter gradients into the one gradient
+// buffer, at the offsets the network gives it.
+// --------------------------------------------------------------------------------------
+
+/// What Sequential accepts as an element: `L::bind<In>` gives the output shape and the
+/// layer type for a backend.
+template <class L>
+concept LayerSpec = requires {
+  typename L::template bind<Shape<1>>;
+};
+
+/// A layer bound to its input shape and backend.
+template <class L>
+concept Layer = ShapeType<typename L::input_shape> && ShapeType<typename L::output_shape> &&
+    Backend<typename L::backend> &&
+    requires(L& layer, const typename L::scalar* p, typename L::scalar* g, ConstBatchView<typename L::scalar> in,
+             BatchView<typename L::scalar> out, const Context& ctx) {
+  { L::param_count } -> std::convertible_to<index_t>;
+  layer.forward(p, in, out, ctx);
+  layer.backward(p, g, in, in, in, out);
+};
+
+/// A layer that also carries tangents (design.md, 'gradients of gradients'): required of
+/// every layer of a critic used with an input-gradient penalty.
+template <class L>
+concept DualLayer = Layer<L> &&
+    requires(L& layer, const typename L::scalar* p, typename L::scalar* g, ConstBatchView<typename L::scalar> in,
+             BatchView<typename L::scalar> out, const Context& ctx) {
+  layer.forward_dual(p, in, in, out, out, ctx);
+  layer.backward_dual(p, g, in, in, in, in, in, in, out, out);
+};
+
+namespace example {
+
+/// A minimal conforming backend's interface (declarations only: the concept checks
+/// signatures). backend::Reference is the complete, obviously-correct one to copy.
+template <class S>
+struct MinimalBackend {
+  using scalar = S;
+  template <class T>
+  using buffer = HostBuffer<T>;
+  static constexpr bool host_memory = true;
+  static void gemm(backend::Trans, backend::Trans, index_t m, index_t n, index_t k, S alpha, const S* a, index_t lda,
+                   const S* b, index_t ldb, S beta, S* c, index_t ldc);
+  static void fill(index_t n, S* x, S value);
+  static void copy(index_t n, const S* src, S* dst);
+  static void axpy(index_t n, S a, const S* x, S* y);
+  static void scale(index_t n, S a, S* y);
+  static void add_column_vector(index_t rows, index_t cols, const S* b, S* y);
+  static void row_sums(index_t rows, index_t cols, const S* a, index_t lda, S beta, S* out);
+  static void col_sums(index_t rows, index_t cols, const S* a, index_t lda, S beta, S* out);
+  static void fill_uniform(index_t n, S* x, RandomStream& rng, S lo, S hi);
+  static void fill_normal(index_t n, S* x, RandomStream& rng, S mean, S stddev);
+  static S sum(index_t n, const S* x);
+  static S dot(index_t n, const S* x, const S* y);
+};
+static_assert(Backend<MinimalBackend<float>>);
+
+/// A minimal conforming layer spec: y = 2 x, no parameters, with its tangent pass.
+struct Double {
+  template <class In>
+  struct bind {
+    using output_shape = In;
+    template <class B>
+    struct layer {
+      using backend = B;
+      using scalar = typename B::scalar;
+      using input_shape = In;
+      using output_shape = In;
+      static constexpr index_t param_count = 0;
+      static constexpr const char* name = "Double";
+      void forward(const scalar*, ConstBatchView<scalar> x, BatchView<scalar> y, const Context&) const {
+        B::copy(x.size(), x.data(), y.data());
+        B::scale(y.size(), scalar(2), y.data());
+      }
+      void backward(const scalar*, scalar*, ConstBatchView<scalar>, ConstBatchView<scalar>, ConstBatchView<scalar> dy,
+                    BatchView<scalar> dx) const {
+        if (dx.empty()) return;
+        B::copy(dy.size(), dy.data(), dx.data());
+        B::scale(dx.size(), scalar(2), dx.data());
+      }
+      void forward_dual(const scalar* p, ConstBatchView<scalar> x, ConstBatchView<scalar> tx, BatchView<scalar> y,
+                        BatchView<scalar> ty, const Context& ctx) const {
+        forward(p, x, y, ctx);
+        forward(p, tx, ty, ctx);
+      }
+      void backward_dual(const scalar* p, scalar* g, ConstBatchView<scalar> x, ConstBatchView<scalar>,
+                         ConstBatchView<scalar> y, ConstBatchView<scalar>, ConstBatchView<scalar> gy,
+                         ConstBatchView<scalar> gty, BatchView<scalar> gx, BatchView<scalar> gtx) const {
+        backward(p, g, x, y, gy, gx);
+        backward(p, g, x, y, gty, gtx);
+      }
+    };
+  };
+};
+static_assert(LayerSpec<Double>);
+static_assert(DualLayer<Double::bind<Shape<4>>::layer<MinimalBackend<float>>>);
+
+} // namespace example
+
+} // namespace forgery

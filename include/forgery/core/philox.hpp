@@ -1,0 +1,115 @@
+// Philox4x32-10 (Salmon et al., SC'11), the counter-based generator behind all of
+// forgery's randomness, and the conversions from its words to uniform and normal values.
+// A value depends only on (seed, stream, counter), never on thread count or call order.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "forgery/core/config.hpp"
+
+namespace forgery {
+
+/// Four 32-bit words: a Philox counter or output block.
+struct PhiloxBlock {
+  std::uint32_t w[4];
+};
+
+/// Two 32-bit words: a Philox key.
+struct PhiloxKey {
+  std::uint32_t k[2];
+};
+
+namespace detail {
+FORGERY_HOST_DEVICE constexpr void philox_mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi,
+                                                  std::uint32_t& lo) noexcept {
+  const std::uint64_t p = static_cast<std::uint64_t>(a) * static_cast<std::uint64_t>(b);
+  hi = static_cast<std::uint32_t>(p >> 32);
+  lo = static_cast<std::uint32_t>(p);
+}
+} // namespace detail
+
+/// The Philox4x32 bijection with 10 rounds (the Random123 default).
+FORGERY_HOST_DEVICE constexpr PhiloxBlock philox4x32_10(PhiloxBlock ctr, PhiloxKey key) noexcept {
+  constexpr std::uint32_t m0 = 0xD2511F53u, m1 = 0xCD9E8D57u;
+  constexpr std::uint32_t w0 = 0x9E3779B9u, w1 = 0xBB67AE85u;
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      key.k[0] += w0;
+      key.k[1] += w1;
+    }
+    std::uint32_t hi0 = 0, lo0 = 0, hi1 = 0, lo1 = 0;
+    detail::philox_mulhilo(m0, ctr.w[0], hi0, lo0);
+    detail::philox_mulhilo(m1, ctr.w[2], hi1, lo1);
+    ctr = PhiloxBlock{{hi1 ^ ctr.w[1] ^ key.k[0], lo1, hi0 ^ ctr.w[3] ^ key.k[1], lo0}};
+  }
+  return ctr;
+}
+
+/// The block at position `counter` of stream `stream` under `seed`: the seed is the key,
+/// the 64-bit counter and the 64-bit stream id fill the four counter words.
+FORGERY_HOST_DEVICE constexpr PhiloxBlock philox_block(std::uint64_t seed, std::uint64_t stream,
+                                                       std::uint64_t counter) noexcept {
+  return philox4x32_10(PhiloxBlock{{static_cast<std::uint32_t>(counter), static_cast<std::uint32_t>(counter >> 32),
+                                    static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)}},
+                       PhiloxKey{{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}});
+}
+
+/// A position in the random sequence: (seed, stream) name a sequence, `counter` is the
+/// next unused block. Every draw advances the counter by the blocks it used, so the
+/// state is three integers, which is what a checkpoint stores.
+struct RandomStream {
+  std::uint64_t seed = 0;
+  std::uint64_t stream = 0;
+  std::uint64_t counter = 0;
+
+  /// Reserves `blocks` blocks and returns the first one's counter.
+  constexpr std::uint64_t take(std::uint64_t blocks) noexcept {
+    const std::uint64_t first = counter;
+    counter += blocks;
+    return first;
+  }
+  /// An independent stream derived from this one (for a layer, a network, a purpose).
+  [[nodiscard]] constexpr RandomStream substream(std::uint64_t id) const noexcept {
+    // Derived ids are mixed through Philox itself so nearby ids give unrelated streams.
+    const PhiloxBlock b = philox_block(seed ^ 0x5851F42D4C957F2Dull, stream, id);
+    return RandomStream{seed, (static_cast<std::uint64_t>(b.w[0]) << 32) | b.w[1], 0};
+  }
+  friend constexpr bool operator==(const RandomStream&, const RandomStream&) = default;
+};
+
+/// How many values of scalar type S one Philox block yields (float: 4, double: 2).
+template <class S>
+inline constexpr index_t values_per_block = sizeof(S) == 4 ? 4 : 2;
+
+/// Uniform value in the open interval (0, 1) from one word (24 bits, for float).
+FORGERY_HOST_DEVICE constexpr float uniform_open_f(std::uint32_t x) noexcept {
+  return (static_cast<float>(x >> 8) + 0.5f) * 5.9604644775390625e-08f; // 2^-24
+}
+/// Uniform value in (0, 1) from two words (53 bits, for double).
+FORGERY_HOST_DEVICE constexpr double uniform_open_d(std::uint32_t a, std::uint32_t b) noexcept {
+  const std::uint64_t bits = (static_cast<std::uint64_t>(a >> 5) << 26) | (b >> 6);
+  return (static_cast<double>(bits) + 0.5) * 1.1102230246251565e-16; // 2^-53
+}
+
+/// The `lane`-th uniform (0,1) value of type S in a block.
+template <class S>
+FORGERY_HOST_DEVICE constexpr S uniform_from_block(const PhiloxBlock& b, int lane) noexcept {
+  if constexpr (sizeof(S) == 4)
+    return uniform_open_f(b.w[lane]);
+  else
+    return static_cast<S>(uniform_open_d(b.w[2 * lane], b.w[2 * lane + 1]));
+}
+
+/// The `lane`-th standard normal value of type S in a block (Box-Muller on lane pairs).
+template <class S>
+FORGERY_HOST_DEVICE S normal_from_block(const PhiloxBlock& b, int lane) noexcept {
+  const int pair = lane / 2;
+  const S u1 = uniform_from_block<S>(b, sizeof(S) == 4 ? 2 * pair : 0);
+  const S u2 = uniform_from_block<S>(b, sizeof(S) == 4 ? 2 * pair + 1 : 1);
+  const S r = std::sqrt(S(-2) * std::log(u1));
+  const S theta = S(6.283185307179586476925286766559) * u2;
+  return (lane % 2 == 0) ? r * std::cos(theta) : r * std::sin(theta);
+}
+
+} // namespace forgery

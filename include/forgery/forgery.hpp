@@ -1,0 +1,24 @@
+// forgery: header-only C++20 framework for training GANs. This umbrella header brings in
+// everything except the CUDA backend (forgery/backend/cuda.hpp, nvcc only).
+#pragma once
+
+#include "forgery/backend/cpu.hpp"
+#include "forgery/backend/kernels.hpp"
+#include "forgery/backend/op_set.hpp"
+#include "forgery/backend/reference.hpp"
+#include "forgery/core/batch_view.hpp"
+#include "forgery/core/buffer.hpp"
+#include "forgery/core/concepts.hpp"
+#include "forgery/core/config.hpp"
+#include "forgery/core/error.hpp"
+#include "forgery/core/philox.hpp"
+#include "forgery/core/shape.hpp"
+#include "forgery/layers/activation.hpp"
+#include "forgery/layers/context.hpp"
+#include "forgery/layers/dense.hpp"
+#include "forgery/layers/init.hpp"
+#include "forgery/layers/reshape.hpp"
+#include "forgery/nn/sequential.hpp"
+
+/// Short name used throughout the documentation and examples.
+namespace fg = forgery;
