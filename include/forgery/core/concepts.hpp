@@ -148,4 +148,76 @@ static_assert(DualLayer<Double::bind<Shape<4>>::layer<MinimalBackend<float>>>);
 
 } // namespace example
 
+// --------------------------------------------------------------------------------------
+// Loss: an adversarial loss on critic logits. It computes its own discriminator and
+// generator terms (mean over the batch) and their gradients with respect to the logits,
+// in numerically stable form, through backend ops so it runs wherever the logits live.
+// --------------------------------------------------------------------------------------
+
+/// \tparam L a loss policy (fg::loss::NonSaturating, ...); \tparam B the backend.
+template <class L, class B>
+concept Loss = Backend<B> && requires { typename L::Config; } && std::constructible_from<L, typename L::Config> &&
+               requires(const L& loss, index_t n, const typename B::scalar* logits, typename B::scalar* out) {
+                 { L::generator_uses_real } -> std::convertible_to<bool>;
+                 // discriminator(n, real, fake, d_real, d_fake, work[2n]) -> loss value
+                 {
+                   loss.template discriminator<B>(n, logits, logits, out, out, out)
+                   } -> std::same_as<typename B::scalar>;
+                 // generator(n, real (may be null unless generator_uses_real), fake, d_fake, work[2n])
+                 { loss.template generator<B>(n, logits, logits, out, out) } -> std::same_as<typename B::scalar>;
+               };
+
+// --------------------------------------------------------------------------------------
+// Optimizer: a policy with a run-time Config and, per backend, a State holding the
+// moments for one parameter buffer. step() is one fused pass over the whole buffer.
+// --------------------------------------------------------------------------------------
+
+/// \tparam O an optimizer policy (fg::optim::Adam, ...); \tparam B the backend.
+template <class O, class B>
+concept Optimizer =
+    Backend<B> && requires { typename O::Config; typename O::template State<B>; } &&
+    std::constructible_from<typename O::template State<B>, const typename O::Config&, index_t> &&
+    requires(typename O::template State<B>& state, const typename O::Config& cfg, typename B::scalar* p,
+             const typename B::scalar* g) {
+      cfg.validate();
+      state.step(p, g);
+      { state.config() } -> std::convertible_to<const typename O::Config&>;
+      { state.steps() } -> std::convertible_to<long long>;
+    };
+
+namespace example {
+
+/// A loss's interface (declarations only); fg::loss::Wasserstein is the simplest real one.
+struct MinimalLoss {
+  struct Config {};
+  explicit MinimalLoss(Config = {}) {}
+  static constexpr bool generator_uses_real = false;
+  template <class B>
+  typename B::scalar discriminator(index_t n, const typename B::scalar* real, const typename B::scalar* fake,
+                                   typename B::scalar* d_real, typename B::scalar* d_fake,
+                                   typename B::scalar* work) const;
+  template <class B>
+  typename B::scalar generator(index_t n, const typename B::scalar* real, const typename B::scalar* fake,
+                               typename B::scalar* d_fake, typename B::scalar* work) const;
+};
+static_assert(Loss<MinimalLoss, MinimalBackend<float>>);
+
+/// An optimizer's interface (declarations only); fg::optim::SGD is the simplest real one.
+struct MinimalOptimizer {
+  struct Config {
+    double lr = 0.01;
+    void validate() const;
+  };
+  template <class B>
+  struct State {
+    State(const Config&, index_t n);
+    void step(typename B::scalar* params, const typename B::scalar* grads);
+    const Config& config() const;
+    long long steps() const;
+  };
+};
+static_assert(Optimizer<MinimalOptimizer, MinimalBackend<float>>);
+
+} // namespace example
+
 } // namespace forgery
