@@ -45,11 +45,14 @@ template <class S, int LhsOrder, int RhsOrder>
 void eigen_gemm_tile(index_t m, index_t n, index_t k, S alpha, const S* a, index_t lda, const S* b, index_t ldb, S* c,
                      index_t ldc, index_t kc, index_t mc, index_t nc) {
   HostBuffer<S>& space = gemm_workspace<S>();
-  // Eigen's packing kernels may read up to one register block past the panel ends.
-  const index_t need = kc * mc + kc * nc + 64;
+  // Both packed blocks start on a 64-byte boundary (Eigen's kernels use aligned loads), and
+  // Eigen's packing may touch up to one register block past a panel's end.
+  constexpr index_t align = 64 / static_cast<index_t>(sizeof(S));
+  const index_t a_size = (kc * mc + align - 1) / align * align;
+  const index_t need = a_size + kc * nc + 64;
   if (space.size() < need) space.resize(need);
   FixedBlocking<S> blocking;
-  blocking.set(kc, mc, nc, space.data(), space.data() + kc * mc);
+  blocking.set(kc, mc, nc, space.data(), space.data() + a_size);
   Eigen::internal::general_matrix_matrix_product<Eigen::Index, S, LhsOrder, false, S, RhsOrder, false, Eigen::ColMajor,
                                                  1>::run(m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, blocking, nullptr);
 }

@@ -47,9 +47,11 @@ public:
   void resize(index_t n) {
     if (n > capacity_) {
       T* fresh = allocate(n);
-      if (size_ > 0) std::memcpy(fresh, data_, static_cast<std::size_t>(size_) * sizeof(T));
+      const index_t kept = size_; // release() zeroes size_
+      if (kept > 0) std::memcpy(fresh, data_, static_cast<std::size_t>(kept) * sizeof(T));
       release();
       data_ = fresh;
+      size_ = kept;
       capacity_ = n;
     }
     if (n > size_) std::memset(static_cast<void*>(data_ + size_), 0, static_cast<std::size_t>(n - size_) * sizeof(T));

@@ -82,14 +82,17 @@ struct RandomStream {
 template <class S>
 inline constexpr index_t values_per_block = sizeof(S) == 4 ? 4 : 2;
 
-/// Uniform value in the open interval (0, 1) from one word (24 bits, for float).
+/// Uniform value in the open interval (0, 1) from one word (23 bits, for float). One bit
+/// less than the mantissa holds, so that `bits + 0.5` is exact: with 24 bits the top value
+/// 2^24 - 0.5 rounds to 2^24 and the result is exactly 1.
 FORGERY_HOST_DEVICE constexpr float uniform_open_f(std::uint32_t x) noexcept {
-  return (static_cast<float>(x >> 8) + 0.5f) * 5.9604644775390625e-08f; // 2^-24
+  return (static_cast<float>(x >> 9) + 0.5f) * 1.1920928955078125e-07f; // 2^-23
 }
-/// Uniform value in (0, 1) from two words (53 bits, for double).
+/// Uniform value in (0, 1) from two words (52 bits, for double; one bit less than the
+/// mantissa for the same reason as uniform_open_f).
 FORGERY_HOST_DEVICE constexpr double uniform_open_d(std::uint32_t a, std::uint32_t b) noexcept {
-  const std::uint64_t bits = (static_cast<std::uint64_t>(a >> 5) << 26) | (b >> 6);
-  return (static_cast<double>(bits) + 0.5) * 1.1102230246251565e-16; // 2^-53
+  const std::uint64_t bits = (static_cast<std::uint64_t>(a >> 6) << 26) | (b >> 6);
+  return (static_cast<double>(bits) + 0.5) * 2.220446049250313080847263336181640625e-16; // 2^-52
 }
 
 /// The `lane`-th uniform (0,1) value of type S in a block.
