@@ -28,11 +28,13 @@ execute_process(COMMAND "${CMAKE_COMMAND}" --build "${BUILD_DIR}" --target "${TA
                 RESULT_VARIABLE _result OUTPUT_VARIABLE _output ERROR_VARIABLE _output)
 
 if(_result EQUAL 0)
-  message(FATAL_ERROR "${TARGET} compiled, but ${SOURCE} must not compile.\n${_output}")
+  message(NOTICE "${_output}")
+  message(FATAL_ERROR "${TARGET} compiled, but ${SOURCE} must not compile.")
 endif()
 string(FIND "${_output}" "${_expect}" _at)
 if(_at EQUAL -1)
-  message(FATAL_ERROR "${TARGET} failed to compile, but the output does not contain the expected text\n"
-                      "  \"${_expect}\"\n--- build output ---\n${_output}")
+  message(NOTICE "${_output}")
+  message(FATAL_ERROR "${TARGET} failed to compile, but the build output (above) does not contain the expected "
+                      "text \"${_expect}\" from ${SOURCE}.")
 endif()
 message(STATUS "${TARGET} failed to compile as expected (found \"${_expect}\")")

@@ -66,8 +66,8 @@ TEST_CASE("philox_block packs seed into the key, counter into words 0-1 and stre
   }
   SUBCASE("every half of every argument lands in its own word") {
     const std::uint64_t seed = 0x0123456789abcdefull, stream = 0xfedcba9876543210ull, counter = 0x1122334455667788ull;
-    const PhiloxBlock expected = forgery::philox4x32_10(PhiloxBlock{{lo32(counter), hi32(counter), lo32(stream), hi32(stream)}},
-                                                        PhiloxKey{{lo32(seed), hi32(seed)}});
+    const PhiloxBlock expected = forgery::philox4x32_10(
+        PhiloxBlock{{lo32(counter), hi32(counter), lo32(stream), hi32(stream)}}, PhiloxKey{{lo32(seed), hi32(seed)}});
     CHECK(same_block(forgery::philox_block(seed, stream, counter), expected));
     // Swapping roles must change the block (guards against a packing that ignores a half).
     CHECK_FALSE(same_block(forgery::philox_block(seed, counter, stream), expected));
@@ -113,7 +113,8 @@ TEST_CASE("RandomStream::substream is deterministic and distinct ids give distin
   CHECK(parent.substream(3).stream != forgery::RandomStream{1234, 6, 0}.substream(3).stream);
   CHECK(parent.substream(3).stream != forgery::RandomStream{1235, 5, 0}.substream(3).stream);
   // And its blocks differ from the parent's.
-  CHECK_FALSE(same_block(forgery::philox_block(a.seed, a.stream, 0), forgery::philox_block(parent.seed, parent.stream, 0)));
+  CHECK_FALSE(
+      same_block(forgery::philox_block(a.seed, a.stream, 0), forgery::philox_block(parent.seed, parent.stream, 0)));
 }
 
 TEST_CASE("uniform_open_f and uniform_open_d map every word strictly inside (0, 1)") {
@@ -151,7 +152,8 @@ TEST_CASE("uniform_open_f and uniform_open_d map every word strictly inside (0, 
 
 TEST_CASE("uniform_from_block uses one word per float and a word pair per double") {
   const PhiloxBlock b = forgery::philox_block(7, 8, 9);
-  for (int lane = 0; lane < 4; ++lane) CHECK(forgery::uniform_from_block<float>(b, lane) == forgery::uniform_open_f(b.w[lane]));
+  for (int lane = 0; lane < 4; ++lane)
+    CHECK(forgery::uniform_from_block<float>(b, lane) == forgery::uniform_open_f(b.w[lane]));
   for (int lane = 0; lane < 2; ++lane)
     CHECK(forgery::uniform_from_block<double>(b, lane) == forgery::uniform_open_d(b.w[2 * lane], b.w[2 * lane + 1]));
   CHECK(forgery::values_per_block<float> == 4);

@@ -191,7 +191,6 @@ TEST_CASE_TEMPLATE("every loss's gradients match central finite differences", B,
   const std::vector<double> real_wide{6.0, -4.5, 0.05, 3.2, -7.5, 1.15, 9.0};
   const std::vector<double> fake_wide{-6.5, 4.0, -0.35, 2.4, -9.0, 7.7, 0.55};
   for_each_loss([&](const auto& loss) {
-    SUBCASE(loss.name) {}
     check_discriminator_gradient<B>(loss, real, fake);
     check_generator_gradient<B>(loss, real, fake);
     check_discriminator_gradient<B>(loss, real1, fake1);
@@ -207,7 +206,8 @@ TEST_CASE_TEMPLATE("logistic losses at zero logits", B, RefF, RefD, CpuF, CpuD) 
   using S = typename B::scalar;
   const std::vector<S> zeros(4, S(0));
   const double log2 = std::log(2.0), n = 4.0;
-  for (const auto& d : {run_d<B>(fg::loss::NonSaturating{}, zeros, zeros), run_d<B>(fg::loss::Minimax{}, zeros, zeros)}) {
+  for (const auto& d :
+       {run_d<B>(fg::loss::NonSaturating{}, zeros, zeros), run_d<B>(fg::loss::Minimax{}, zeros, zeros)}) {
     CHECK(close(d.loss, S(2 * log2), tol<S>()));
     for (S g : d.d_real) CHECK(close(g, S(-0.5 / n), tol<S>()));
     for (S g : d.d_fake) CHECK(close(g, S(0.5 / n), tol<S>()));
@@ -234,8 +234,8 @@ TEST_CASE_TEMPLATE("NonSaturating and Minimax at chosen logits", B, RefF, RefD, 
   const auto g = run_g<B>(fg::loss::NonSaturating{}, real, fake);
   CHECK(close(g.loss, S((sp(3) + sp(-0.5)) / 2), tol<S>()));
   const auto m = run_g<B>(fg::loss::Minimax{}, real, fake);
-  CHECK(close(m.loss, S((std::log(1 - 1 / (1 + std::exp(3.0))) + std::log(1 - 1 / (1 + std::exp(-0.5)))) / 2),
-              tol<S>()));
+  CHECK(
+      close(m.loss, S((std::log(1 - 1 / (1 + std::exp(3.0))) + std::log(1 - 1 / (1 + std::exp(-0.5)))) / 2), tol<S>()));
 }
 
 TEST_CASE_TEMPLATE("Wasserstein values", B, RefF, RefD, CpuF, CpuD) {
@@ -328,11 +328,10 @@ TEST_CASE_TEMPLATE("RelativisticAverage matches a naive host computation", B, Re
 
 // ---- stability ---------------------------------------------------------------------------
 
-TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the right limits", B, RefF, RefD, CpuF,
-                   CpuD) {
+TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the right limits", B, RefF, RefD, CpuF, CpuD) {
   using S = typename B::scalar;
-  const std::vector<double> magnitudes = std::is_same_v<S, float> ? std::vector<double>{1e4, 1e30}
-                                                                  : std::vector<double>{1e4, 1e30, 1e300};
+  const std::vector<double> magnitudes =
+      std::is_same_v<S, float> ? std::vector<double>{1e4, 1e30} : std::vector<double>{1e4, 1e30, 1e300};
   constexpr std::size_t n = 4;
   const double inv_n = 1.0 / n;
   for (double m : magnitudes) {
@@ -341,7 +340,7 @@ TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the rig
     const std::vector<S> pos(n, M), neg(n, -M);
     // (critic right: real = +M, fake = -M) and (critic wrong: real = -M, fake = +M).
     auto check_finite_everywhere = [&](const auto& loss) {
-      INFO(loss.name);
+      INFO(std::string(loss.name));
       for (const auto* r : {&pos, &neg})
         for (const auto* f : {&pos, &neg}) {
           const auto d = run_d<B>(loss, *r, *f);
@@ -365,7 +364,8 @@ TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the rig
       for (S x : wrong.d_fake) CHECK(close(x, S(inv_n), tol<S>()));
     };
 
-    SUBCASE("NonSaturating") {
+    {
+      INFO("NonSaturating");
       const fg::loss::NonSaturating loss;
       check_finite_everywhere(loss);
       check_logistic_d(loss);
@@ -376,7 +376,8 @@ TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the rig
       CHECK(close(accepted.loss, S(0), 0, 1e-30));
       for (S x : accepted.d_fake) CHECK(close(x, S(0), 0, 1e-30));
     }
-    SUBCASE("Minimax") {
+    {
+      INFO("Minimax");
       const fg::loss::Minimax loss;
       check_finite_everywhere(loss);
       check_logistic_d(loss);
@@ -387,7 +388,8 @@ TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the rig
       CHECK(close(accepted.loss, -M, tol<S>()));
       for (S x : accepted.d_fake) CHECK(close(x, S(-inv_n), tol<S>()));
     }
-    SUBCASE("Wasserstein") {
+    {
+      INFO("Wasserstein");
       const fg::loss::Wasserstein loss;
       check_finite_everywhere(loss);
       const auto wrong = run_d<B>(loss, neg, pos);
@@ -396,7 +398,8 @@ TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the rig
       for (S x : wrong.d_fake) CHECK(close(x, S(inv_n), tol<S>()));
       CHECK(close(run_g<B>(loss, neg, pos).loss, -M, tol<S>()));
     }
-    SUBCASE("Hinge") {
+    {
+      INFO("Hinge");
       const fg::loss::Hinge loss;
       check_finite_everywhere(loss);
       const auto right = run_d<B>(loss, pos, neg);
@@ -409,7 +412,8 @@ TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the rig
       for (S x : wrong.d_fake) CHECK(close(x, S(inv_n), tol<S>()));
       CHECK(close(run_g<B>(loss, pos, neg).loss, M, tol<S>()));
     }
-    SUBCASE("LeastSquares") {
+    {
+      INFO("LeastSquares");
       // The loss itself is ~M^2 / 2: representable for M = 1e4 (and 1e30 in double), not
       // beyond, where inf is the right answer rather than an instability.
       if (m * m / 2 < static_cast<double>(std::numeric_limits<S>::max())) {
@@ -421,7 +425,8 @@ TEST_CASE_TEMPLATE("extreme logits give finite losses and gradients with the rig
         for (S x : right.d_fake) CHECK(close(x, S(-m * inv_n), tol<S>()));
       }
     }
-    SUBCASE("RelativisticAverage") {
+    {
+      INFO("RelativisticAverage");
       const fg::loss::RelativisticAverage loss;
       check_finite_everywhere(loss);
       // Critic right: every relative logit is 2M on the right side.
@@ -446,10 +451,8 @@ TEST_CASE_TEMPLATE("mixed extreme and moderate logits stay finite", B, RefF, Ref
   const std::vector<S> real{big, -big, S(0.5), S(1e4)}, fake{-big, S(-1e4), S(-0.5), big};
   for_each_loss([&](const auto& loss) {
     using L = std::decay_t<decltype(loss)>;
-    INFO(L::name);
+    INFO(std::string(L::name));
     if constexpr (std::is_same_v<L, fg::loss::LeastSquares>) return; // its value is ~big^2 here
-    // Wasserstein's and RaSGAN's means of +-big mix into +-inf - (+-inf) only if a sum
-    // overflows; 2 big + 1e4 does not.
     const auto d = run_d<B>(loss, real, fake);
     const auto g = run_g<B>(loss, real, fake);
     CHECK(std::isfinite(d.loss));
@@ -457,6 +460,22 @@ TEST_CASE_TEMPLATE("mixed extreme and moderate logits stay finite", B, RefF, Ref
     CHECK(all_finite(d.d_fake));
     CHECK(std::isfinite(g.loss));
     CHECK(all_finite(g.d_fake));
+  });
+}
+
+TEST_CASE_TEMPLATE("a NaN logit gives a NaN loss, so a NaN guard sees it", B, RefF, RefD, CpuF, CpuD) {
+  using S = typename B::scalar;
+  const S nan = std::numeric_limits<S>::quiet_NaN();
+  const std::vector<S> ok{S(0.5), S(-2), S(3)};
+  std::vector<S> bad = ok;
+  bad[1] = nan;
+  for_each_loss([&](const auto& loss) {
+    using L = std::decay_t<decltype(loss)>;
+    INFO(std::string(L::name));
+    CHECK(std::isnan(run_d<B>(loss, bad, ok).loss));
+    CHECK(std::isnan(run_d<B>(loss, ok, bad).loss));
+    CHECK(std::isnan(run_g<B>(loss, ok, bad).loss));
+    if constexpr (L::generator_uses_real) CHECK(std::isnan(run_g<B>(loss, bad, ok).loss));
   });
 }
 
@@ -515,11 +534,16 @@ TEST_CASE("float Cpu matches float Reference and double Reference on a large bat
 
   for_each_loss([&](const auto& loss) {
     using L = std::decay_t<decltype(loss)>;
-    INFO(L::name);
+    INFO(std::string(L::name));
     const auto dc = run_d<CpuF>(loss, real, fake);
     const auto dr = run_d<RefF>(loss, real, fake);
     const auto dd = run_d<RefD>(loss, real_fd, fake_fd);
-    CHECK(close(dc.loss, dr.loss, 1e-5));
+    CAPTURE(dc.loss);
+    CAPTURE(dr.loss);
+    CAPTURE(dd.loss);
+    // The loss is a float sum of 2n terms: Reference's single running sum drifts by ~1e-5
+    // relative at this n, Cpu's chunked sum less; 1e-4 is float tolerance for both.
+    CHECK(close(dc.loss, dr.loss, 1e-4));
     CHECK(same_grads(dc.d_real, dr.d_real, 1e-5));
     CHECK(same_grads(dc.d_fake, dr.d_fake, 1e-5));
     CHECK(close(static_cast<double>(dc.loss), dd.loss, 1e-4));
@@ -529,7 +553,7 @@ TEST_CASE("float Cpu matches float Reference and double Reference on a large bat
     const auto gc = run_g<CpuF>(loss, real, fake);
     const auto gr = run_g<RefF>(loss, real, fake);
     const auto gd = run_g<RefD>(loss, real_fd, fake_fd);
-    CHECK(close(gc.loss, gr.loss, 1e-5));
+    CHECK(close(gc.loss, gr.loss, 1e-4));
     CHECK(same_grads(gc.d_fake, gr.d_fake, 1e-5));
     CHECK(close(static_cast<double>(gc.loss), gd.loss, 1e-4));
     CHECK(near_double(gc.d_fake, gd.d_fake, 1e-4));
@@ -563,7 +587,7 @@ TEST_CASE_TEMPLATE("an empty batch is a shape_error", B, RefD, CpuF) {
   using S = typename B::scalar;
   S x[2] = {S(0), S(0)}, d[2], w[4];
   for_each_loss([&](const auto& loss) {
-    INFO(loss.name);
+    INFO(std::string(loss.name));
     CHECK_THROWS_AS(loss.template discriminator<B>(0, x, x, d, d, w), fg::shape_error);
     CHECK_THROWS_AS(loss.template generator<B>(0, x, x, d, w), fg::shape_error);
   });

@@ -1,8 +1,11 @@
 // Tests of forgery/data/toy.hpp: the ring, grid and swiss-roll samplers.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numbers>
+#include <utility>
 #include <vector>
 
 #include "forgery/core/buffer.hpp"

@@ -62,6 +62,7 @@ public:
   [[nodiscard]] const T* data() const noexcept { return data_; }
   [[nodiscard]] index_t size() const noexcept { return size_; }
   [[nodiscard]] index_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] T& operator[](index_t i) noexcept { return data_[i]; }
   [[nodiscard]] const T& operator[](index_t i) const noexcept { return data_[i]; }
   [[nodiscard]] std::span<T> span() noexcept { return {data_, static_cast<std::size_t>(size_)}; }

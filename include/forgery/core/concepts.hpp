@@ -221,3 +221,70 @@ static_assert(Optimizer<MinimalOptimizer, MinimalBackend<float>>);
 } // namespace example
 
 } // namespace forgery
+
+namespace forgery {
+
+// --------------------------------------------------------------------------------------
+// Penalty and Constraint: regularisers of the critic. A penalty adds a term P to the
+// critic's objective: apply() adds dP/dtheta into critic.grads(), on top of the loss
+// gradient already there, and returns P. Input-gradient penalties (GP, R1, DRAGAN) get
+// dP/dtheta exactly through the critic's tangent pass (design.md). A constraint acts on
+// the critic's parameters after each of its optimizer steps (WeightClip).
+// --------------------------------------------------------------------------------------
+
+namespace penalty {
+template <class B>
+class Workspace;
+} // namespace penalty
+
+/// \tparam P a penalty policy (fg::penalty::GradientPenalty, ...); \tparam Net the critic
+/// (an fg::Network).
+template <class P, class Net>
+concept Penalty = std::constructible_from<P, typename P::Config> &&
+    requires(const P& penalty, Net& critic, ConstBatchView<typename Net::scalar> x, RandomStream& rng,
+             penalty::Workspace<typename Net::backend>& ws) {
+  { P::name } -> std::convertible_to<const char*>;
+  // apply(critic, real, fake, rng, workspace) -> P
+  { penalty.apply(critic, x, x, rng, ws) } -> std::same_as<typename Net::scalar>;
+};
+
+/// \tparam C a constraint policy (fg::penalty::WeightClip); \tparam Net the critic.
+template <class C, class Net>
+concept Constraint = std::constructible_from<C, typename C::Config> && requires(const C& constraint, Net& critic) {
+  { C::name } -> std::convertible_to<const char*>;
+  constraint.after_critic_step(critic);
+};
+
+namespace example {
+
+/// What a penalty or a constraint uses of a critic's type (fg::Network has it all).
+struct MinimalCritic {
+  using backend = MinimalBackend<float>;
+  using scalar = float;
+};
+
+/// A penalty's interface (declarations only); fg::penalty::R1 is the simplest real one.
+struct MinimalPenalty {
+  struct Config {};
+  explicit MinimalPenalty(Config = {}) {}
+  static constexpr const char* name = "MinimalPenalty";
+  template <class Net>
+  typename Net::scalar apply(Net& critic, ConstBatchView<typename Net::scalar> real,
+                             ConstBatchView<typename Net::scalar> fake, RandomStream& rng,
+                             penalty::Workspace<typename Net::backend>& ws) const;
+};
+static_assert(Penalty<MinimalPenalty, MinimalCritic>);
+
+/// A constraint's interface (declarations only); fg::penalty::WeightClip is a real one.
+struct MinimalConstraint {
+  struct Config {};
+  explicit MinimalConstraint(Config = {}) {}
+  static constexpr const char* name = "MinimalConstraint";
+  template <class Net>
+  void after_critic_step(Net& critic) const;
+};
+static_assert(Constraint<MinimalConstraint, MinimalCritic>);
+
+} // namespace example
+
+} // namespace forgery

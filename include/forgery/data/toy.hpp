@@ -88,9 +88,9 @@ private:
 };
 
 /// `modes` Gaussians evenly spaced on a circle of radius `radius`, mode i at angle
-/// 2 pi i / modes. The defaults (8 modes, radius 2, sigma 0.02) are the ring of Metz et al.,
-/// "Unrolled Generative Adversarial Networks" (ICLR 2017), appendix A, also used by
-/// Srivastava et al., VEEGAN (NeurIPS 2017). (PacGAN's code uses radius 1, sigma 0.01.)
+/// 2 pi i / modes. The defaults (8 modes, radius 2, sigma 0.02) follow Metz et al., "Unrolled
+/// Generative Adversarial Networks" (ICLR 2017). Published code varies (PacGAN's uses radius 1,
+/// sigma 0.01), so compare mode-coverage numbers only between runs with the same constants.
 class Ring : public IsotropicMixture {
 public:
   /// Throws config_error for modes < 1, radius <= 0 or sigma <= 0.
@@ -160,7 +160,8 @@ public:
 
   /// Throws config_error for noise < 0 or scale <= 0.
   explicit SwissRoll(double noise = 0.25, double scale = 1.0 / 7.5) : noise_(noise), scale_(scale) {
-    if (!(noise_ >= 0.0) || !std::isfinite(noise_)) throw config_error("noise", std::to_string(noise_), "a finite value >= 0");
+    if (!(noise_ >= 0.0) || !std::isfinite(noise_))
+      throw config_error("noise", std::to_string(noise_), "a finite value >= 0");
     detail::check_positive("scale", scale_);
   }
 

@@ -39,11 +39,12 @@ struct Softplus {
 };
 
 /// max(z, 0). At the kink z = 0 the subgradient 0 is used, so a logit sitting exactly on a
-/// hinge margin gets no gradient (as the ReLU layer does).
+/// hinge margin gets no gradient (as the ReLU layer does). A NaN z gives a NaN value, so
+/// that a NaN logit reaches the loss (and a NaN guard) instead of being clipped to 0.
 struct Relu {
   template <class S>
   FORGERY_HOST_DEVICE S value(S z) const {
-    return z > S(0) ? z : S(0);
+    return z <= S(0) ? S(0) : z;
   }
   template <class S>
   FORGERY_HOST_DEVICE S d1(S z) const {

@@ -37,7 +37,10 @@ struct LeastSquares {
   static constexpr const char* name = "LeastSquares";
   static constexpr bool generator_uses_real = false;
 
-  explicit LeastSquares(Config c = {}) : config(c) { config.validate(); }
+  // Two constructors, not one `explicit LeastSquares(Config c = {})`: a default argument
+  // may not use Config's member initializers inside the enclosing class (CWG 1397).
+  LeastSquares() : LeastSquares(Config{}) {}
+  explicit LeastSquares(Config c) : config(c) { config.validate(); }
 
   /// Loss of the critic's outputs `real` and `fake` (n each); writes its gradient with
   /// respect to each output into d_real and d_fake. `work` holds at least 2n scalars.

@@ -1,5 +1,11 @@
 // The adversarial losses on critic logits, all in one include. Each is a policy meeting
 // forgery::Loss (core/concepts.hpp): it computes its own discriminator and generator terms.
+//
+// The contract they share: `real` and `fake` hold n >= 1 logits each in backend memory
+// (n < 1 throws forgery::shape_error); d_real, d_fake and work (2n scalars) must not overlap
+// each other or the logits; the value returned is the batch mean (the sum of two means for
+// two-term losses) and the gradients are of that value, so they include the 1/n. A NaN
+// logit gives a NaN loss.
 #pragma once
 
 #include "forgery/loss/hinge.hpp"

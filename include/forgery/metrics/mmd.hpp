@@ -75,7 +75,7 @@ void check_two_sample(const char* who, BatchView<T> x, BatchView<U> y, Estimator
   const auto check = [&](const char* field, index_t n, const void* data) {
     if (n < need || data == nullptr)
       throw config_error(field, std::to_string(data == nullptr ? 0 : n) + " samples",
-                         std::string("at least ") + std::to_string(need) + " samples for the " +
+                         std::string(need == 1 ? "at least 1 sample" : "at least 2 samples") + " for the " +
                              (est == Estimator::unbiased ? "unbiased" : "biased") + " estimator of " + who);
   };
   check("x", x.batch(), x.data());
@@ -103,7 +103,8 @@ template <class T, class U>
   const detail::PairSums s = detail::pair_sums(xd, yd, [gamma](double d2) { return std::exp(-gamma * d2); });
   const double m = static_cast<double>(x.batch());
   const double n = static_cast<double>(y.batch());
-  if (est == Estimator::unbiased) return 2.0 * s.xx / (m * (m - 1.0)) + 2.0 * s.yy / (n * (n - 1.0)) - 2.0 * s.xy / (m * n);
+  if (est == Estimator::unbiased)
+    return 2.0 * s.xx / (m * (m - 1.0)) + 2.0 * s.yy / (n * (n - 1.0)) - 2.0 * s.xy / (m * n);
   // k(a, a) = 1 on the diagonals.
   return (2.0 * s.xx + m) / (m * m) + (2.0 * s.yy + n) / (n * n) - 2.0 * s.xy / (m * n);
 }
@@ -141,9 +142,11 @@ template <class T, class U>
   const std::size_t mid = d.size() / 2;
   std::nth_element(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(mid), d.end());
   double median = d[mid];
-  if (d.size() % 2 == 0) median = 0.5 * (median + *std::max_element(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(mid)));
+  if (d.size() % 2 == 0)
+    median = 0.5 * (median + *std::max_element(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(mid)));
   if (!(median > 0.0) || !std::isfinite(median))
-    throw config_error("median_heuristic", std::to_string(median), "a positive median distance (samples not all equal)");
+    throw config_error("median_heuristic", std::to_string(median),
+                       "a positive median distance (samples not all equal)");
   return median;
 }
 

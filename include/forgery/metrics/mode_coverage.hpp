@@ -30,12 +30,12 @@ struct ModeCoverageConfig {
 
 /// What mode_coverage() found.
 struct ModeCoverage {
-  index_t modes_covered = 0;         ///< modes with at least min_high_quality high-quality samples
-  index_t total_modes = 0;           ///< modes of the target
-  index_t samples = 0;               ///< samples evaluated
-  index_t high_quality = 0;          ///< samples within sigma_multiple * sigma of their nearest mode
-  double high_quality_fraction = 0;  ///< high_quality / samples
-  std::vector<index_t> counts;       ///< high-quality samples per mode, in the target's mode order
+  index_t modes_covered = 0;        ///< modes with at least min_high_quality high-quality samples
+  index_t total_modes = 0;          ///< modes of the target
+  index_t samples = 0;              ///< samples evaluated
+  index_t high_quality = 0;         ///< samples within sigma_multiple * sigma of their nearest mode
+  double high_quality_fraction = 0; ///< high_quality / samples
+  std::vector<index_t> counts;      ///< high-quality samples per mode, in the target's mode order
   /// Balance of the high-quality samples over the modes: KL(q || uniform) in nats, where q is
   /// `counts` normalised. 0 when every mode has the same count, log(total_modes) when all
   /// fall on one mode; +infinity when there is no high-quality sample.

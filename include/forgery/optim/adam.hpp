@@ -15,10 +15,10 @@ struct Adam {
 
   struct Config {
     double lr = 1e-3;
-    double beta1 = 0.9;         ///< in [0, 1)
-    double beta2 = 0.999;       ///< in [0, 1)
-    double eps = 1e-8;          ///< > 0, added to sqrt(v_hat)
-    double weight_decay = 0.0;  ///< L2 penalty, added to the gradient
+    double beta1 = 0.9;        ///< in [0, 1)
+    double beta2 = 0.999;      ///< in [0, 1)
+    double eps = 1e-8;         ///< > 0, added to sqrt(v_hat)
+    double weight_decay = 0.0; ///< L2 penalty, added to the gradient
 
     /// Throws config_error naming the first invalid field ("Adam.lr", ...).
     void validate(LrRule lr_rule = LrRule::positive) const {

@@ -14,10 +14,10 @@ struct AdamW {
 
   struct Config {
     double lr = 1e-3;
-    double beta1 = 0.9;          ///< in [0, 1)
-    double beta2 = 0.999;        ///< in [0, 1)
-    double eps = 1e-8;           ///< > 0, added to sqrt(v_hat)
-    double weight_decay = 1e-2;  ///< decoupled decay rate, scaled by lr (PyTorch's default)
+    double beta1 = 0.9;         ///< in [0, 1)
+    double beta2 = 0.999;       ///< in [0, 1)
+    double eps = 1e-8;          ///< > 0, added to sqrt(v_hat)
+    double weight_decay = 1e-2; ///< decoupled decay rate, scaled by lr (PyTorch's default)
 
     /// Throws config_error naming the first invalid field ("AdamW.lr", ...).
     void validate(LrRule lr_rule = LrRule::positive) const {

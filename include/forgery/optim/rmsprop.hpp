@@ -60,11 +60,11 @@ struct RMSprop {
 
   struct Config {
     double lr = 1e-2;
-    double alpha = 0.99;        ///< smoothing of the square average, in [0, 1)
-    double eps = 1e-8;          ///< > 0, added to the root mean square
-    double weight_decay = 0.0;  ///< L2 penalty, added to the gradient
-    double momentum = 0.0;      ///< 0 disables the momentum buffer
-    bool centered = false;      ///< normalise by an estimate of the variance instead
+    double alpha = 0.99;       ///< smoothing of the square average, in [0, 1)
+    double eps = 1e-8;         ///< > 0, added to the root mean square
+    double weight_decay = 0.0; ///< L2 penalty, added to the gradient
+    double momentum = 0.0;     ///< 0 disables the momentum buffer
+    bool centered = false;     ///< normalise by an estimate of the variance instead
 
     /// Throws config_error naming the first invalid field ("RMSprop.lr", ...).
     void validate(LrRule lr_rule = LrRule::positive) const {

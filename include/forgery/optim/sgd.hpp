@@ -46,11 +46,11 @@ struct SGD {
   static constexpr const char* name = "SGD";
 
   struct Config {
-    double lr = 1e-3;           ///< learning rate (PyTorch's default)
-    double momentum = 0.0;      ///< 0 disables the momentum buffer
-    double dampening = 0.0;     ///< in [0, 1]; scales the gradient entering the buffer by 1 - dampening
-    double weight_decay = 0.0;  ///< L2 penalty, added to the gradient
-    bool nesterov = false;      ///< needs momentum > 0 and dampening 0
+    double lr = 1e-3;          ///< learning rate (PyTorch's default)
+    double momentum = 0.0;     ///< 0 disables the momentum buffer
+    double dampening = 0.0;    ///< in [0, 1]; scales the gradient entering the buffer by 1 - dampening
+    double weight_decay = 0.0; ///< L2 penalty, added to the gradient
+    bool nesterov = false;     ///< needs momentum > 0 and dampening 0
 
     /// Throws config_error naming the first invalid field ("SGD.lr", ...).
     void validate(LrRule lr_rule = LrRule::positive) const {

@@ -220,8 +220,8 @@ typename Net::scalar penalise_input_gradient(Net& critic, ConstBatchView<typenam
     const ConstBatchView<S> g = critic.backward(ws.ones(), Grad::input);
     // (2) Per sample: the norm, the term phi(||g||) and u = dP/dg.
     const BatchView<S> u = ws.tangent();
-    B::for_each(n, kernels::InputGradientTerm<Phi, S>{phi, g.data(), features, scale, u.data(), ws.norms(),
-                                                      ws.terms()});
+    B::for_each(n,
+                kernels::InputGradientTerm<Phi, S>{phi, g.data(), features, scale, u.data(), ws.norms(), ws.terms()});
     const S p = scale * B::sum(n, ws.terms());
     // (3) ty_i = u_i . grad_x D(x_hat_i); (4) d/dtheta sum_i ty_i with u held fixed.
     critic.forward_dual(x_hat, ConstBatchView<S>(u));

@@ -1,0 +1,106 @@
+// Objective<Loss, Parts...>: an adversarial loss composed with any number of critic
+// penalties (GradientPenalty, R1, ...) and critic constraints (WeightClip). Each part
+// carries its own behaviour; the Objective only runs them in order.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "forgery/core/batch_view.hpp"
+#include "forgery/core/philox.hpp"
+#include "forgery/penalty/workspace.hpp"
+
+namespace forgery {
+
+namespace detail {
+template <class P, class Net>
+concept CriticPenaltyFor =
+    requires(const P& p, Net& critic, ConstBatchView<typename Net::scalar> v, RandomStream& rng,
+             penalty::Workspace<typename Net::backend>& ws) {
+      { p.apply(critic, v, v, rng, ws) } -> std::convertible_to<typename Net::scalar>;
+    };
+template <class P, class Net>
+concept CriticConstraintFor = requires(const P& p, Net& critic) { p.after_critic_step(critic); };
+} // namespace detail
+
+/// A loss plus penalties and constraints on the critic.
+/// \tparam L the adversarial loss (fg::loss::...).
+/// \tparam Parts penalties (have apply()) and constraints (have after_critic_step()).
+template <class L, class... Parts>
+struct Objective {
+  using loss_type = L;
+  static constexpr std::size_t part_count = sizeof...(Parts);
+
+  /// Run-time settings of the loss and of every part, in template order.
+  struct Config {
+    typename L::Config loss{};
+    std::tuple<typename Parts::Config...> parts{};
+  };
+
+  L loss;
+  std::tuple<Parts...> parts;
+
+  Objective() : Objective(Config{}) {}
+  explicit Objective(const Config& c)
+      : loss(c.loss), parts(std::apply([](const auto&... pc) { return std::tuple<Parts...>(Parts(pc)...); }, c.parts)) {}
+
+  /// Names of the parts, for logs (a constraint's entry stays 0 in the values).
+  static constexpr std::array<const char*, part_count> part_names{Parts::name...};
+
+  /// Applies every penalty to the critic after the loss gradient is in its gradient buffer;
+  /// writes each part's value (0 for constraints) into `values`.
+  template <class Net>
+  void apply_penalties(Net& critic, ConstBatchView<typename Net::scalar> real, ConstBatchView<typename Net::scalar> fake,
+                       RandomStream& rng, penalty::Workspace<typename Net::backend>& ws, double* values) const {
+    apply_each(critic, real, fake, rng, ws, values, std::index_sequence_for<Parts...>{});
+  }
+
+  /// Runs every constraint after the critic's optimizer step.
+  template <class Net>
+  void after_critic_step(Net& critic) const {
+    std::apply(
+        [&](const auto&... p) {
+          (
+              [&] {
+                if constexpr (detail::CriticConstraintFor<std::decay_t<decltype(p)>, Net>) p.after_critic_step(critic);
+              }(),
+              ...);
+        },
+        parts);
+  }
+
+private:
+  template <class Net, std::size_t... I>
+  void apply_each(Net& critic, ConstBatchView<typename Net::scalar> real, ConstBatchView<typename Net::scalar> fake,
+                  RandomStream& rng, penalty::Workspace<typename Net::backend>& ws, double* values,
+                  std::index_sequence<I...>) const {
+    (
+        [&] {
+          using P = std::tuple_element_t<I, std::tuple<Parts...>>;
+          static_assert(detail::CriticPenaltyFor<P, Net> || detail::CriticConstraintFor<P, Net>,
+                        "fg::Objective: a part is neither a penalty (apply(critic, real, fake, rng, workspace)) nor a "
+                        "constraint (after_critic_step(critic)); see the Penalty and Constraint concepts.");
+          if constexpr (detail::CriticPenaltyFor<P, Net>)
+            values[I] = static_cast<double>(std::get<I>(parts).apply(critic, real, fake, rng, ws));
+          else
+            values[I] = 0;
+        }(),
+        ...);
+  }
+};
+
+namespace detail {
+template <class T>
+struct is_objective : std::false_type {};
+template <class L, class... P>
+struct is_objective<Objective<L, P...>> : std::true_type {};
+} // namespace detail
+
+/// A bare loss used where an objective is expected becomes Objective<Loss>.
+template <class T>
+using objective_of = std::conditional_t<detail::is_objective<T>::value, T, Objective<T>>;
+
+} // namespace forgery

@@ -1,0 +1,311 @@
+// Trainer<G, D, Objective, Optimizer, Backend>: one GAN training loop composed from
+// policies. It owns both networks, their optimizers, the EMA of the generator, the random
+// streams, and the hand-off of the critic's input gradient into the generator's backward.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "forgery/backend/cpu.hpp"
+#include "forgery/core/batch_view.hpp"
+#include "forgery/core/concepts.hpp"
+#include "forgery/core/error.hpp"
+#include "forgery/core/philox.hpp"
+#include "forgery/layers/init.hpp"
+#include "forgery/nn/sequential.hpp"
+#include "forgery/optim/adam.hpp"
+#include "forgery/penalty/workspace.hpp"
+#include "forgery/train/objective.hpp"
+
+namespace forgery {
+
+/// Where training data come from: anything that fills a features x batch view from a
+/// Philox stream (the toy samplers, in-memory datasets).
+template <class Src, class S>
+concept DataSource = requires(Src& src, RandomStream& rng, BatchView<S> out) { src.sample(rng, out); };
+
+/// Which generator weights generate() uses.
+enum class Weights { current, ema };
+
+/// What one training step measured; handed to every callback.
+struct StepStats {
+  long long step = 0;       ///< steps completed, this one included
+  long long total = 0;      ///< steps fit() was asked for (0 outside fit)
+  double d_loss = 0;        ///< critic loss of the last critic update (penalties excluded)
+  double g_loss = 0;        ///< generator loss
+  double d_grad_norm = 0;   ///< ||dL_D/dtheta_D|| of the last critic update, penalties included
+  double g_grad_norm = 0;   ///< ||dL_G/dtheta_G||
+  std::span<const double> part_values;      ///< each objective part's value (constraints: 0)
+  std::span<const char* const> part_names;  ///< their names
+};
+
+namespace kernels {
+/// ema = decay * ema + (1 - decay) * p.
+template <class S>
+struct EmaUpdate {
+  S decay;
+  const S* p;
+  S* ema;
+  FORGERY_HOST_DEVICE void operator()(index_t i) const { ema[i] = decay * ema[i] + (S(1) - decay) * p[i]; }
+};
+} // namespace kernels
+
+/// \tparam G generator spec (fg::Sequential); its input size is the latent size.
+/// \tparam D critic spec; its input shape must equal G's output shape, its output one logit.
+/// \tparam Obj a loss (fg::loss::NonSaturating) or an fg::Objective<Loss, Parts...>.
+/// \tparam Opt optimizer policy; G and D each get their own State and Config (TTUR).
+/// \tparam B backend policy.
+template <NetworkSpec G, NetworkSpec D, class Obj, class Opt = optim::Adam, Backend B = backend::Cpu<float>>
+class Trainer {
+  static_assert(G::output_shape::size == D::input_shape::size,
+                "fg::Trainer: the generator's output size must equal the discriminator's input size; make G's last "
+                "layer produce D's Input<...> shape.");
+  static_assert(D::output_shape::size == 1,
+                "fg::Trainer: the discriminator must output one logit per sample; end it with fg::Dense<1> (no "
+                "Sigmoid: losses take logits).");
+  static_assert(Optimizer<Opt, B>, "fg::Trainer: Opt does not satisfy the fg::Optimizer concept (core/concepts.hpp).");
+
+public:
+  using objective_type = objective_of<Obj>;
+  using loss_type = typename objective_type::loss_type;
+  using backend = B;
+  using scalar = typename B::scalar;
+  using S = scalar;
+  using generator_type = Network<G, B>;
+  using discriminator_type = Network<D, B>;
+  static_assert(Loss<loss_type, B>, "fg::Trainer: the loss does not satisfy the fg::Loss concept (core/concepts.hpp).");
+
+  static constexpr index_t latent_size = G::input_shape::size;
+  static constexpr index_t sample_size = D::input_shape::size;
+
+  /// Run-time settings; every field is validated at construction.
+  struct Config {
+    index_t batch = 64;                          ///< samples per update
+    index_t n_critic = 1;                        ///< critic updates per generator update
+    std::uint64_t seed = 0;                      ///< everything random derives from it
+    Init init = Init::glorot_uniform;            ///< weight initialisation of both networks
+    typename Opt::Config g_optimizer{};          ///< generator optimizer
+    typename Opt::Config d_optimizer{};          ///< critic optimizer
+    typename objective_type::Config objective{}; ///< loss and penalty settings
+    double ema_decay = 0;                        ///< EMA of G's weights; 0 turns it off (e.g. 0.999)
+    bool check_finite = true;                    ///< throw numeric_error on a non-finite loss
+
+    void validate() const {
+      if (batch <= 0) throw config_error("Trainer.batch", std::to_string(batch), "a positive batch size");
+      if (n_critic <= 0) throw config_error("Trainer.n_critic", std::to_string(n_critic), "at least 1");
+      if (!(ema_decay >= 0 && ema_decay < 1))
+        throw config_error("Trainer.ema_decay", std::to_string(ema_decay), "a value in [0, 1) (0 disables the EMA)");
+      g_optimizer.validate();
+      d_optimizer.validate();
+    }
+  };
+
+  // Random streams, by purpose (the stream id of RandomStream).
+  enum Stream : std::uint64_t { init_g = 1, init_d = 2, noise = 3, data = 4, penalty = 5 };
+
+  explicit Trainer(const Config& config = {})
+      : config_((config.validate(), config)), objective_(config.objective), g_opt_(config.g_optimizer, G_params()),
+        d_opt_(config.d_optimizer, D_params()) {
+    g_.initialize(config_.seed, config_.init, init_g);
+    d_.initialize(config_.seed, config_.init, init_d);
+    if (config_.ema_decay > 0) {
+      ema_.resize(G_params());
+      B::copy(G_params(), g_.params(), ema_.data());
+    }
+    noise_ = RandomStream{config_.seed, noise, 0};
+    data_ = RandomStream{config_.seed, data, 0};
+    penalty_ = RandomStream{config_.seed, penalty, 0};
+    const index_t n = config_.batch;
+    z_.resize(latent_size * n);
+    critic_in_.resize(sample_size * 2 * n);
+    d_logits_.resize(2 * n);
+    loss_work_.resize(4 * n);
+    part_values_.assign(objective_type::part_count, 0.0);
+    stats_.part_names = std::span<const char* const>(objective_type::part_names);
+    stats_.part_values = std::span<const double>(part_values_);
+  }
+
+  /// One training step: n_critic critic updates, then one generator update.
+  template <class Source>
+    requires DataSource<Source, S>
+  const StepStats& step(Source& source) {
+    for (index_t k = 0; k < config_.n_critic; ++k) train_critic(source);
+    train_generator();
+    stats_.step = ++steps_;
+    return stats_;
+  }
+
+  /// One critic update on a fresh real batch and a fresh fake batch: loss, penalties,
+  /// optimizer step, constraints. step() calls it n_critic times; custom schedules may
+  /// call it directly.
+  template <class Source>
+    requires DataSource<Source, S>
+  void train_critic(Source& source) {
+    critic_update(source);
+  }
+
+  /// One generator update (and the EMA update): the critic's input gradient at a fresh
+  /// fake batch is back-propagated through the generator.
+  void train_generator() {
+    generator_update();
+    if (!ema_.empty()) {
+      const S decay = static_cast<S>(config_.ema_decay);
+      B::for_each(G_params(), kernels::EmaUpdate<S>{decay, g_.params(), ema_.data()});
+    }
+  }
+
+  /// Runs `steps` training steps, calling each callback's on_begin / on_step / on_end
+  /// hooks where present. Returns the last step's statistics.
+  template <class Source, class... Callbacks>
+    requires DataSource<Source, S>
+  StepStats fit(Source& source, long long steps, Callbacks&&... callbacks) {
+    if (steps < 0) throw config_error("fit steps", std::to_string(steps), "a non-negative step count");
+    const long long total = steps_ + steps;
+    stats_.total = total;
+    (call_begin(callbacks, total), ...);
+    for (long long i = 0; i < steps; ++i) {
+      step(source);
+      (call_step(callbacks), ...);
+    }
+    (call_end(callbacks), ...);
+    return stats_;
+  }
+
+  /// Fills `out` (sample_size x n) with generated samples from latent draws of `rng`, in
+  /// eval mode, using the EMA weights when asked for and enabled.
+  void generate(RandomStream& rng, BatchView<S> out, Weights weights = Weights::ema) {
+    if (out.features() != sample_size)
+      throw shape_error("Trainer::generate output", std::to_string(sample_size) + " features per sample",
+                        std::to_string(out.features()));
+    const index_t n = out.batch();
+    gen_z_.resize(latent_size * n);
+    B::fill_normal(latent_size * n, gen_z_.data(), rng, S(0), S(1));
+    const bool use_ema = weights == Weights::ema && !ema_.empty();
+    if (use_ema) g_.param_buffer().swap(ema_);
+    g_.eval();
+    const auto y = g_.forward({gen_z_.data(), latent_size, n});
+    B::copy(y.size(), y.data(), out.data());
+    g_.train();
+    if (use_ema) g_.param_buffer().swap(ema_);
+  }
+
+  [[nodiscard]] generator_type& generator() noexcept { return g_; }
+  [[nodiscard]] discriminator_type& discriminator() noexcept { return d_; }
+  [[nodiscard]] const generator_type& generator() const noexcept { return g_; }
+  [[nodiscard]] const discriminator_type& discriminator() const noexcept { return d_; }
+  [[nodiscard]] objective_type& objective() noexcept { return objective_; }
+  [[nodiscard]] typename Opt::template State<B>& generator_optimizer() noexcept { return g_opt_; }
+  [[nodiscard]] typename Opt::template State<B>& discriminator_optimizer() noexcept { return d_opt_; }
+  [[nodiscard]] const Config& config() const noexcept { return config_; }
+  [[nodiscard]] long long steps_done() const noexcept { return steps_; }
+  [[nodiscard]] const StepStats& last_stats() const noexcept { return stats_; }
+  /// The EMA of G's parameters (empty when ema_decay is 0).
+  [[nodiscard]] const typename B::template buffer<S>& ema_params() const noexcept { return ema_; }
+  /// The random streams' positions, in Stream order (noise, data, penalty): with the
+  /// weights and optimizer states, what a checkpoint must hold to resume bit for bit.
+  [[nodiscard]] std::array<RandomStream*, 3> random_streams() noexcept { return {&noise_, &data_, &penalty_}; }
+
+private:
+  static constexpr index_t G_params() { return generator_type::param_count; }
+  static constexpr index_t D_params() { return discriminator_type::param_count; }
+
+  // Generates a batch into the fake half of the critic's input buffer.
+  void generate_fakes() {
+    const index_t n = config_.batch;
+    B::fill_normal(latent_size * n, z_.data(), noise_, S(0), S(1));
+    const auto fake = g_.forward({z_.data(), latent_size, n});
+    B::copy(fake.size(), fake.data(), critic_in_.data() + sample_size * n);
+  }
+
+  template <class Source>
+  void critic_update(Source& source) {
+    const index_t n = config_.batch;
+    S* const real = critic_in_.data();
+    S* const fake = critic_in_.data() + sample_size * n;
+    source.sample(data_, BatchView<S>(real, sample_size, n));
+    generate_fakes();
+    // Real and fake go through the critic as one batch of 2n: one GEMM per layer.
+    const auto logits = d_.forward({critic_in_.data(), sample_size, 2 * n});
+    const S loss = objective_.loss.template discriminator<B>(n, logits.data(), logits.data() + n, d_logits_.data(),
+                                                             d_logits_.data() + n, loss_work_.data());
+    check_finite(loss, "discriminator loss");
+    stats_.d_loss = static_cast<double>(loss);
+    d_.zero_grad();
+    d_.backward({d_logits_.data(), 1, 2 * n}, Grad::params);
+    objective_.apply_penalties(d_, ConstBatchView<S>(real, sample_size, n), ConstBatchView<S>(fake, sample_size, n),
+                               penalty_, workspace_, part_values_.data());
+    for (std::size_t i = 0; i < part_values_.size(); ++i) check_finite(part_values_[i], objective_type::part_names[i]);
+    stats_.d_grad_norm = std::sqrt(static_cast<double>(B::dot(D_params(), d_.grads(), d_.grads())));
+    d_opt_.step(d_.params(), d_.grads());
+    objective_.after_critic_step(d_);
+  }
+
+  void generator_update() {
+    const index_t n = config_.batch;
+    generate_fakes();
+    S loss;
+    ConstBatchView<S> dx;
+    if constexpr (loss_type::generator_uses_real) {
+      // Relativistic losses compare with the critic's view of the last real batch.
+      const auto logits = d_.forward({critic_in_.data(), sample_size, 2 * n});
+      loss = objective_.loss.template generator<B>(n, logits.data(), logits.data() + n, d_logits_.data() + n,
+                                                   loss_work_.data());
+      B::fill(n, d_logits_.data(), S(0));
+      dx = d_.backward({d_logits_.data(), 1, 2 * n}, Grad::input);
+      dx = ConstBatchView<S>(dx.data() + sample_size * n, sample_size, n);
+    } else {
+      const auto logits = d_.forward({critic_in_.data() + sample_size * n, sample_size, n});
+      loss = objective_.loss.template generator<B>(n, nullptr, logits.data(), d_logits_.data(), loss_work_.data());
+      dx = d_.backward({d_logits_.data(), 1, n}, Grad::input);
+    }
+    check_finite(loss, "generator loss");
+    stats_.g_loss = static_cast<double>(loss);
+    // The hand-off: the critic's input gradient is the generator's output gradient. G's
+    // activations are those of generate_fakes() above, which produced this batch.
+    g_.zero_grad();
+    g_.backward(dx, Grad::params);
+    stats_.g_grad_norm = std::sqrt(static_cast<double>(B::dot(G_params(), g_.grads(), g_.grads())));
+    g_opt_.step(g_.params(), g_.grads());
+  }
+
+  template <class V>
+  void check_finite(V value, const char* what) const {
+    if (config_.check_finite && !std::isfinite(static_cast<double>(value)))
+      throw numeric_error(steps_ + 1, what,
+                          "is " + std::to_string(static_cast<double>(value)) +
+                              ": training diverged (lower the learning rates, or add a penalty)");
+  }
+
+  template <class C>
+  void call_begin(C& c, long long total) {
+    if constexpr (requires { c.on_begin(*this, total); }) c.on_begin(*this, total);
+  }
+  template <class C>
+  void call_step(C& c) {
+    if constexpr (requires { c.on_step(*this, stats_); }) c.on_step(*this, stats_);
+  }
+  template <class C>
+  void call_end(C& c) {
+    if constexpr (requires { c.on_end(*this, stats_); }) c.on_end(*this, stats_);
+  }
+
+  Config config_;
+  objective_type objective_;
+  generator_type g_;
+  discriminator_type d_;
+  typename Opt::template State<B> g_opt_, d_opt_;
+  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_;
+  penalty::Workspace<B> workspace_;
+  RandomStream noise_, data_, penalty_;
+  std::vector<double> part_values_;
+  StepStats stats_;
+  long long steps_ = 0;
+};
+
+} // namespace forgery
