@@ -156,16 +156,16 @@ static_assert(DualLayer<Double::bind<Shape<4>>::layer<MinimalBackend<float>>>);
 
 /// \tparam L a loss policy (fg::loss::NonSaturating, ...); \tparam B the backend.
 template <class L, class B>
-concept Loss = Backend<B> && requires { typename L::Config; } && std::constructible_from<L, typename L::Config> &&
-               requires(const L& loss, index_t n, const typename B::scalar* logits, typename B::scalar* out) {
-                 { L::generator_uses_real } -> std::convertible_to<bool>;
-                 // discriminator(n, real, fake, d_real, d_fake, work[2n]) -> loss value
-                 {
-                   loss.template discriminator<B>(n, logits, logits, out, out, out)
-                   } -> std::same_as<typename B::scalar>;
-                 // generator(n, real (may be null unless generator_uses_real), fake, d_fake, work[2n])
-                 { loss.template generator<B>(n, logits, logits, out, out) } -> std::same_as<typename B::scalar>;
-               };
+concept Loss = Backend<B> && requires {
+  typename L::Config;
+} && std::constructible_from<L, typename L::Config> &&
+    requires(const L& loss, index_t n, const typename B::scalar* logits, typename B::scalar* out) {
+  { L::generator_uses_real } -> std::convertible_to<bool>;
+  // discriminator(n, real, fake, d_real, d_fake, work[2n]) -> loss value
+  { loss.template discriminator<B>(n, logits, logits, out, out, out) } -> std::same_as<typename B::scalar>;
+  // generator(n, real (may be null unless generator_uses_real), fake, d_fake, work[2n])
+  { loss.template generator<B>(n, logits, logits, out, out) } -> std::same_as<typename B::scalar>;
+};
 
 // --------------------------------------------------------------------------------------
 // Optimizer: a policy with a run-time Config and, per backend, a State holding the
@@ -174,16 +174,17 @@ concept Loss = Backend<B> && requires { typename L::Config; } && std::constructi
 
 /// \tparam O an optimizer policy (fg::optim::Adam, ...); \tparam B the backend.
 template <class O, class B>
-concept Optimizer =
-    Backend<B> && requires { typename O::Config; typename O::template State<B>; } &&
-    std::constructible_from<typename O::template State<B>, const typename O::Config&, index_t> &&
-    requires(typename O::template State<B>& state, const typename O::Config& cfg, typename B::scalar* p,
-             const typename B::scalar* g) {
-      cfg.validate();
-      state.step(p, g);
-      { state.config() } -> std::convertible_to<const typename O::Config&>;
-      { state.steps() } -> std::convertible_to<long long>;
-    };
+concept Optimizer = Backend<B> && requires {
+  typename O::Config;
+  typename O::template State<B>;
+} && std::constructible_from < typename O::template State<B>,
+const typename O::Config&, index_t > &&requires(typename O::template State<B>& state, const typename O::Config& cfg,
+                                                typename B::scalar* p, const typename B::scalar* g) {
+  cfg.validate();
+  state.step(p, g);
+  { state.config() } -> std::convertible_to<const typename O::Config&>;
+  { state.steps() } -> std::convertible_to<long long>;
+};
 
 namespace example {
 

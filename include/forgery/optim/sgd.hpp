@@ -27,7 +27,7 @@ struct SgdStep {
     const S pi = p[i];
     S g = grad[i];
     if (weight_decay != S(0)) g += weight_decay * pi;
-    if (buf != nullptr && momentum != S(0)) {
+    if (buf != nullptr) {
       const S b = first ? g : momentum * buf[i] + one_minus_dampening * g;
       buf[i] = b;
       g = nesterov ? g + momentum * b : b;

@@ -36,8 +36,8 @@ public:
     const double elapsed = std::chrono::duration<double>(clock::now() - start_).count();
     const double rate = elapsed > 0 ? static_cast<double>(s.step - first_step_) / elapsed : 0.0;
     const double eta = rate > 0 ? static_cast<double>(total_ - s.step) / rate : 0.0;
-    std::fprintf(out_, "%sstep %lld/%lld  d_loss %+.4f  g_loss %+.4f", tty_ ? "\r\033[K" : "", s.step, total_,
-                 s.d_loss, s.g_loss);
+    std::fprintf(out_, "%sstep %lld/%lld  d_loss %+.4f  g_loss %+.4f", tty_ ? "\r\033[K" : "", s.step, total_, s.d_loss,
+                 s.g_loss);
     for (std::size_t i = 0; i < s.part_values.size(); ++i)
       if (s.part_values[i] != 0) std::fprintf(out_, "  %s %.4f", s.part_names[i], s.part_values[i]);
     std::fprintf(out_, "  %.1f steps/s  ETA %s%s", rate, format_duration(eta).c_str(), tty_ ? "" : "\n");

@@ -17,13 +17,14 @@ namespace forgery {
 
 namespace detail {
 template <class P, class Net>
-concept CriticPenaltyFor =
-    requires(const P& p, Net& critic, ConstBatchView<typename Net::scalar> v, RandomStream& rng,
-             penalty::Workspace<typename Net::backend>& ws) {
-      { p.apply(critic, v, v, rng, ws) } -> std::convertible_to<typename Net::scalar>;
-    };
+concept CriticPenaltyFor = requires(const P& p, Net& critic, ConstBatchView<typename Net::scalar> v, RandomStream& rng,
+                                    penalty::Workspace<typename Net::backend>& ws) {
+  { p.apply(critic, v, v, rng, ws) } -> std::convertible_to<typename Net::scalar>;
+};
 template <class P, class Net>
-concept CriticConstraintFor = requires(const P& p, Net& critic) { p.after_critic_step(critic); };
+concept CriticConstraintFor = requires(const P& p, Net& critic) {
+  p.after_critic_step(critic);
+};
 } // namespace detail
 
 /// A loss plus penalties and constraints on the critic.
@@ -45,7 +46,8 @@ struct Objective {
 
   Objective() : Objective(Config{}) {}
   explicit Objective(const Config& c)
-      : loss(c.loss), parts(std::apply([](const auto&... pc) { return std::tuple<Parts...>(Parts(pc)...); }, c.parts)) {}
+      : loss(c.loss), parts(std::apply([](const auto&... pc) { return std::tuple<Parts...>(Parts(pc)...); }, c.parts)) {
+  }
 
   /// Names of the parts, for logs (a constraint's entry stays 0 in the values).
   static constexpr std::array<const char*, part_count> part_names{Parts::name...};
@@ -53,14 +55,15 @@ struct Objective {
   /// Applies every penalty to the critic after the loss gradient is in its gradient buffer;
   /// writes each part's value (0 for constraints) into `values`.
   template <class Net>
-  void apply_penalties(Net& critic, ConstBatchView<typename Net::scalar> real, ConstBatchView<typename Net::scalar> fake,
-                       RandomStream& rng, penalty::Workspace<typename Net::backend>& ws, double* values) const {
+  void apply_penalties(Net& critic, ConstBatchView<typename Net::scalar> real,
+                       ConstBatchView<typename Net::scalar> fake, RandomStream& rng,
+                       penalty::Workspace<typename Net::backend>& ws, double* values) const {
     apply_each(critic, real, fake, rng, ws, values, std::index_sequence_for<Parts...>{});
   }
 
   /// Runs every constraint after the critic's optimizer step.
   template <class Net>
-  void after_critic_step(Net& critic) const {
+  void after_critic_step([[maybe_unused]] Net& critic) const {
     std::apply(
         [&](const auto&... p) {
           (
@@ -74,8 +77,9 @@ struct Objective {
 
 private:
   template <class Net, std::size_t... I>
-  void apply_each(Net& critic, ConstBatchView<typename Net::scalar> real, ConstBatchView<typename Net::scalar> fake,
-                  RandomStream& rng, penalty::Workspace<typename Net::backend>& ws, double* values,
+  void apply_each([[maybe_unused]] Net& critic, [[maybe_unused]] ConstBatchView<typename Net::scalar> real,
+                  [[maybe_unused]] ConstBatchView<typename Net::scalar> fake, [[maybe_unused]] RandomStream& rng,
+                  [[maybe_unused]] penalty::Workspace<typename Net::backend>& ws, [[maybe_unused]] double* values,
                   std::index_sequence<I...>) const {
     (
         [&] {

@@ -28,21 +28,23 @@ namespace forgery {
 /// Where training data come from: anything that fills a features x batch view from a
 /// Philox stream (the toy samplers, in-memory datasets).
 template <class Src, class S>
-concept DataSource = requires(Src& src, RandomStream& rng, BatchView<S> out) { src.sample(rng, out); };
+concept DataSource = requires(Src& src, RandomStream& rng, BatchView<S> out) {
+  src.sample(rng, out);
+};
 
 /// Which generator weights generate() uses.
 enum class Weights { current, ema };
 
 /// What one training step measured; handed to every callback.
 struct StepStats {
-  long long step = 0;       ///< steps completed, this one included
-  long long total = 0;      ///< steps fit() was asked for (0 outside fit)
-  double d_loss = 0;        ///< critic loss of the last critic update (penalties excluded)
-  double g_loss = 0;        ///< generator loss
-  double d_grad_norm = 0;   ///< ||dL_D/dtheta_D|| of the last critic update, penalties included
-  double g_grad_norm = 0;   ///< ||dL_G/dtheta_G||
-  std::span<const double> part_values;      ///< each objective part's value (constraints: 0)
-  std::span<const char* const> part_names;  ///< their names
+  long long step = 0;                      ///< steps completed, this one included
+  long long total = 0;                     ///< steps fit() was asked for (0 outside fit)
+  double d_loss = 0;                       ///< critic loss of the last critic update (penalties excluded)
+  double g_loss = 0;                       ///< generator loss
+  double d_grad_norm = 0;                  ///< ||dL_D/dtheta_D|| of the last critic update, penalties included
+  double g_grad_norm = 0;                  ///< ||dL_G/dtheta_G||
+  std::span<const double> part_values;     ///< each objective part's value (constraints: 0)
+  std::span<const char* const> part_names; ///< their names
 };
 
 namespace kernels {
@@ -126,14 +128,11 @@ public:
     critic_in_.resize(sample_size * 2 * n);
     d_logits_.resize(2 * n);
     loss_work_.resize(4 * n);
-    part_values_.assign(objective_type::part_count, 0.0);
-    stats_.part_names = std::span<const char* const>(objective_type::part_names);
-    stats_.part_values = std::span<const double>(part_values_);
   }
 
   /// One training step: n_critic critic updates, then one generator update.
   template <class Source>
-    requires DataSource<Source, S>
+  requires DataSource<Source, S>
   const StepStats& step(Source& source) {
     for (index_t k = 0; k < config_.n_critic; ++k) train_critic(source);
     train_generator();
@@ -145,10 +144,8 @@ public:
   /// optimizer step, constraints. step() calls it n_critic times; custom schedules may
   /// call it directly.
   template <class Source>
-    requires DataSource<Source, S>
-  void train_critic(Source& source) {
-    critic_update(source);
-  }
+  requires DataSource<Source, S>
+  void train_critic(Source& source) { critic_update(source); }
 
   /// One generator update (and the EMA update): the critic's input gradient at a fresh
   /// fake batch is back-propagated through the generator.
@@ -163,8 +160,7 @@ public:
   /// Runs `steps` training steps, calling each callback's on_begin / on_step / on_end
   /// hooks where present. Returns the last step's statistics.
   template <class Source, class... Callbacks>
-    requires DataSource<Source, S>
-  StepStats fit(Source& source, long long steps, Callbacks&&... callbacks) {
+  requires DataSource<Source, S> StepStats fit(Source& source, long long steps, Callbacks&&... callbacks) {
     if (steps < 0) throw config_error("fit steps", std::to_string(steps), "a non-negative step count");
     const long long total = steps_ + steps;
     stats_.total = total;
@@ -239,8 +235,9 @@ private:
     d_.zero_grad();
     d_.backward({d_logits_.data(), 1, 2 * n}, Grad::params);
     objective_.apply_penalties(d_, ConstBatchView<S>(real, sample_size, n), ConstBatchView<S>(fake, sample_size, n),
-                               penalty_, workspace_, part_values_.data());
-    for (std::size_t i = 0; i < part_values_.size(); ++i) check_finite(part_values_[i], objective_type::part_names[i]);
+                               penalty_, workspace_, stats_.values.data());
+    for (std::size_t i = 0; i < stats_.values.size(); ++i)
+      check_finite(stats_.values[i], objective_type::part_names[i]);
     stats_.d_grad_norm = std::sqrt(static_cast<double>(B::dot(D_params(), d_.grads(), d_.grads())));
     d_opt_.step(d_.params(), d_.grads());
     objective_.after_critic_step(d_);
@@ -303,8 +300,24 @@ private:
   typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_;
   penalty::Workspace<B> workspace_;
   RandomStream noise_, data_, penalty_;
-  std::vector<double> part_values_;
-  StepStats stats_;
+  // The statistics and the part values their span points at; a copied Trainer's span points
+  // at its own values.
+  struct Stats : StepStats {
+    std::array<double, objective_type::part_count> values{};
+    Stats() { bind(); }
+    Stats(const Stats& o) : StepStats(o), values(o.values) { bind(); }
+    Stats& operator=(const Stats& o) {
+      StepStats::operator=(o);
+      values = o.values;
+      bind();
+      return *this;
+    }
+    void bind() {
+      part_values = std::span<const double>(values.data(), values.size());
+      part_names = std::span<const char* const>(objective_type::part_names);
+    }
+  };
+  Stats stats_;
   long long steps_ = 0;
 };
 
