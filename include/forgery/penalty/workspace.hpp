@@ -176,9 +176,10 @@ inline void require_finite_at_least(const char* field, double value, double min,
 template <class Layer>
 struct tangent_pass_check {
   static_assert(DualLayer<Layer>,
-                "forgery::penalty: this critic layer (the Layer in 'tangent_pass_check<Layer>' above) has no tangent "
-                "pass (forward_dual/backward_dual), which an input-gradient penalty needs to back-propagate into the "
-                "critic. Use LayerNorm or no normalisation instead of BatchNorm, or give the layer forward_dual and "
+                "forgery::penalty: this critic layer (the one named in the instantiation of tangent_pass_check<...>) "
+                "has no tangent pass (forward_dual/backward_dual), which an input-gradient penalty needs to "
+                "back-propagate into the critic. Use LayerNorm or no normalisation instead of BatchNorm, or give the "
+                "layer forward_dual and "
                 "backward_dual.");
   static constexpr bool value = DualLayer<Layer>;
 };
