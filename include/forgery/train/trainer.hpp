@@ -258,7 +258,8 @@ private:
       dx = ConstBatchView<S>(dx.data() + sample_size * n, sample_size, n);
     } else {
       const auto logits = d_.forward({critic_in_.data() + sample_size * n, sample_size, n});
-      loss = objective_.loss.template generator<B>(n, nullptr, logits.data(), d_logits_.data(), loss_work_.data());
+      loss = objective_.loss.template generator<B>(n, static_cast<const S*>(nullptr), logits.data(), d_logits_.data(),
+                                                   loss_work_.data());
       dx = d_.backward({d_logits_.data(), 1, n}, Grad::input);
     }
     check_finite(loss, "generator loss");
