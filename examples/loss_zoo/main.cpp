@@ -26,12 +26,8 @@ void row(const char* name, typename T::Config cfg) {
 
 // The usual settings of each recipe, scaled to the toy problem.
 template <class T>
-typename T::Config adam(double beta2 = 0.999, fg::index_t n_critic = 1) {
-  auto c = toy::ring_config<T>(g_seed);
-  c.g_optimizer.lr = c.d_optimizer.lr = 3e-4;
-  c.g_optimizer.beta2 = c.d_optimizer.beta2 = beta2;
-  c.n_critic = n_critic;
-  return c;
+typename T::Config adam() {
+  return toy::ring_config<T>(g_seed);
 }
 
 template <class Obj>
@@ -61,8 +57,7 @@ int main(int argc, char** argv) try {
   }
   {
     using T = fg::WganGpTrainer<toy::G, toy::D>;
-    auto c = adam<T>(0.9, 5);
-    row<T>("WGAN-GP", c);
+    row<T>("WGAN-GP", toy::wgan_gp_ring_config<T>(g_seed));
   }
   row<AdamTrainer<fg::loss::LeastSquares>>("least squares", adam<AdamTrainer<fg::loss::LeastSquares>>());
   row<AdamTrainer<fg::loss::Hinge>>("hinge", adam<AdamTrainer<fg::loss::Hinge>>());

@@ -12,16 +12,14 @@
 #include "toy_setup.hpp"
 
 int main(int argc, char** argv) try {
-  const toy::Args args(argc, argv, {{"steps", "2000"}, {"seed", "1"}, {"out", "toy_ring_out"}},
+  const toy::Args args(argc, argv, {{"steps", "1600"}, {"seed", "1"}, {"out", "toy_ring_out"}},
                        "usage: toy_ring [--steps N] [--seed S] [--out DIR]\n"
                        "Trains WGAN-GP on the ring of 8 Gaussians and reports how many modes it covers.\n");
   const std::filesystem::path out = args.str("out");
   std::filesystem::create_directories(out);
 
   using T = fg::WganGpTrainer<toy::G, toy::D>;
-  auto cfg = toy::ring_config<T>(static_cast<std::uint64_t>(args.integer("seed")));
-  cfg.n_critic = 5;
-  for (auto* o : {&cfg.g_optimizer, &cfg.d_optimizer}) o->beta2 = 0.9;
+  const auto cfg = toy::wgan_gp_ring_config<T>(static_cast<std::uint64_t>(args.integer("seed")));
   T trainer(cfg);
   const auto r = toy::train_and_evaluate(trainer, args.integer("steps"), fg::callbacks::Progress(100),
                                          fg::callbacks::LossLog(out / "log.csv"));
