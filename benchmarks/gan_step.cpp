@@ -6,11 +6,9 @@
 // penalty/workspace.hpp and train/trainer.hpp (which passes run, with which fg::Grad), and
 // checked at start-up against the calls a recording backend sees in one real step.
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <deque>
 #include <exception>
 #include <fstream>
@@ -284,8 +282,9 @@ struct Settings {
   double warm_seconds = 0.3;
 };
 
+// Seconds per call over the timed loops: the median, the fastest, and (max - min) / median.
 struct Measured {
-  double median = 0, spread = 0; // seconds per call; (max - min) / median over the loops
+  double median = 0, best = 0, spread = 0;
 };
 
 double median_of(std::vector<double> v) {
@@ -311,9 +310,31 @@ std::pair<Measured, Measured> measure_pair(F1& step, F2& gemms, const Settings& 
   }
   const auto summarise = [](const std::vector<double>& v) {
     const double med = median_of(v);
-    return Measured{med, (*std::max_element(v.begin(), v.end()) - *std::min_element(v.begin(), v.end())) / med};
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return Measured{med, *lo, (*hi - *lo) / med};
   };
   return {summarise(a), summarise(b)};
+}
+
+// Times f alone: warm-up, then the median of the timed loops.
+template <class F>
+double measure_median(F& f, const Settings& s) {
+  const double per = warm_up(f, s.warm_seconds / 3);
+  const long long n = std::max<long long>(1, std::llround(std::ceil(s.loop_seconds / 3 / per)));
+  std::vector<double> v;
+  for (int r = 0; r < s.reps; ++r) v.push_back(time_loop(f, n) / double(n));
+  return median_of(v);
+}
+
+// The data source's own cost per step: one sample() of a sample_size x batch real batch
+// per critic update.
+double data_seconds(index_t batch, const Settings& s) {
+  constexpr index_t features = Disc::input_shape::size;
+  fg::HostBuffer<S> real(features * batch);
+  fg::RandomStream rng{7, 0, 0};
+  NormalSource<Cpu> source;
+  auto fill = [&] { source.sample(rng, fg::BatchView<S>(real.data(), features, batch)); };
+  return measure_median(fill, s);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -344,6 +365,18 @@ int thread_count() {
 #endif
 }
 
+// Eigen's list, which names AVX2 and FMA under "AVX"; the compiler says which it targets.
+std::string simd_in_use() {
+  std::string s = Eigen::SimdInstructionSetsInUse();
+#if defined(__AVX2__)
+  s += ", AVX2";
+#endif
+#if defined(__FMA__)
+  s += ", FMA";
+#endif
+  return s;
+}
+
 constexpr bool optimised_build() {
 #if defined(__OPTIMIZE__)
   return true;
@@ -367,41 +400,47 @@ struct Row {
   std::size_t gemm_count;
   double flop;
   Measured step, gemms;
+  double data; // seconds per step in the data source alone
 };
 
 void print_header(const std::string& cpu, int threads, const Settings& s) {
   std::printf("forgery gan_step benchmark: backend Cpu<float>\n");
   std::printf("cpu      %s\n", cpu.c_str());
   std::printf("threads  %d (OpenMP)\n", threads);
-  std::printf("build    Eigen SIMD: %s%s\n", Eigen::SimdInstructionSetsInUse(),
+  std::printf("build    Eigen SIMD: %s%s\n", simd_in_use().c_str(),
               optimised_build() ? "" : "; NOT OPTIMISED (build with -O2 or -O3)");
   std::printf("timing   median of %d loops of >= %.2f s each, after warm-up; GEMM-only loops interleaved\n", s.reps,
               s.loop_seconds);
-  std::printf("data     real batch = Philox N(0,1) by Cpu<float>::fill_normal (cheap, inside the step time)\n");
+  std::printf("data     real batch = Philox N(0,1) by Cpu<float>::fill_normal, inside the step time; its\n"
+              "         cost alone (one 784 x batch fill per critic update) is the 'data ms' column\n");
   std::printf("steps    ns_step: one trainer.step() of G = 100-256-512-784 (LeakyReLU 0.2, Tanh) and\n"
               "         D = 784-512-256-1, non-saturating loss, Adam, n_critic 1 (one D + one G update);\n"
               "         wgan_gp_critic: one train_critic() of a WganGpTrainer, lambda 10 (loss, exact\n"
               "         gradient penalty through the tangent pass, Adam)\n");
   std::printf("GEMMs    the step's Cpu<float>::gemm calls, same shapes, transposes and betas, on preallocated\n"
-              "         buffers (checked against a recording backend); spread = (max - min) / median\n\n");
-  std::printf("%-22s %5s %6s %9s | %9s %7s %8s | %9s %7s %8s | %6s\n", "benchmark", "batch", "gemms", "MFLOP",
-              "step ms", "spread", "GFLOP/s", "GEMM ms", "spread", "GFLOP/s", "ratio");
+              "         buffers (checked against a recording backend); spread = (max - min) / median\n");
+  std::printf("ratio    step / GEMMs of the medians; 'best' the same of the fastest loops\n\n");
+  std::printf("%-15s %5s %5s %7s | %8s %7s %7s | %8s %7s %7s | %5s %5s | %7s\n", "benchmark", "batch", "gemms", "MFLOP",
+              "step ms", "spread", "GFLOP/s", "GEMM ms", "spread", "GFLOP/s", "ratio", "best", "data ms");
 }
 
 void print_row(const Row& r, bool json, const std::string& cpu, int threads) {
-  const double ratio = r.step.median / r.gemms.median;
+  const double ratio = r.step.median / r.gemms.median, best_ratio = r.step.best / r.gemms.best;
+  const double gflop = r.flop * 1e-9;
   if (json) {
     std::printf("{\"benchmark\":\"%s\",\"batch\":%ld,\"gemm_calls\":%zu,\"flop\":%.0f,\"step_seconds\":%.9g,"
-                "\"step_spread\":%.4f,\"step_gflops\":%.4g,\"gemm_seconds\":%.9g,\"gemm_spread\":%.4f,"
-                "\"gemm_gflops\":%.4g,\"ratio\":%.4f,\"threads\":%d,\"cpu\":\"%s\",\"simd\":\"%s\"}\n",
-                r.name.c_str(), static_cast<long>(r.batch), r.gemm_count, r.flop, r.step.median, r.step.spread,
-                r.flop / r.step.median * 1e-9, r.gemms.median, r.gemms.spread, r.flop / r.gemms.median * 1e-9, ratio,
-                threads, json_escape(cpu).c_str(), json_escape(Eigen::SimdInstructionSetsInUse()).c_str());
+                "\"step_best_seconds\":%.9g,\"step_spread\":%.4f,\"step_gflops\":%.4g,\"gemm_seconds\":%.9g,"
+                "\"gemm_best_seconds\":%.9g,\"gemm_spread\":%.4f,\"gemm_gflops\":%.4g,\"ratio\":%.4f,"
+                "\"best_ratio\":%.4f,\"data_seconds\":%.9g,\"threads\":%d,\"cpu\":\"%s\",\"simd\":\"%s\"}\n",
+                r.name.c_str(), static_cast<long>(r.batch), r.gemm_count, r.flop, r.step.median, r.step.best,
+                r.step.spread, gflop / r.step.median, r.gemms.median, r.gemms.best, r.gemms.spread,
+                gflop / r.gemms.median, ratio, best_ratio, r.data, threads, json_escape(cpu).c_str(),
+                json_escape(simd_in_use()).c_str());
   } else {
-    std::printf("%-22s %5ld %6zu %9.1f | %9.3f %6.1f%% %8.1f | %9.3f %6.1f%% %8.1f | %6.2f\n", r.name.c_str(),
-                static_cast<long>(r.batch), r.gemm_count, r.flop * 1e-6, r.step.median * 1e3, 100 * r.step.spread,
-                r.flop / r.step.median * 1e-9, r.gemms.median * 1e3, 100 * r.gemms.spread,
-                r.flop / r.gemms.median * 1e-9, ratio);
+    std::printf("%-15s %5ld %5zu %7.1f | %8.3f %6.1f%% %7.1f | %8.3f %6.1f%% %7.1f | %5.2f %5.2f | %7.3f\n",
+                r.name.c_str(), static_cast<long>(r.batch), r.gemm_count, r.flop * 1e-6, r.step.median * 1e3,
+                100 * r.step.spread, gflop / r.step.median, r.gemms.median * 1e3, 100 * r.gemms.spread,
+                gflop / r.gemms.median, ratio, best_ratio, r.data * 1e3);
   }
   std::fflush(stdout);
 }
@@ -456,7 +495,7 @@ Row run_ns_step(index_t batch, const Settings& s) {
     for (const GemmCall& c : calls) c();
   };
   const auto [ts, tg] = measure_pair(step, gemms, s);
-  return {"ns_step", batch, calls.size(), total_flop(calls), ts, tg};
+  return {"ns_step", batch, calls.size(), total_flop(calls), ts, tg, data_seconds(batch, s)};
 }
 
 Row run_gp_critic(index_t batch, const Settings& s) {
@@ -476,7 +515,7 @@ Row run_gp_critic(index_t batch, const Settings& s) {
     for (const GemmCall& c : calls) c();
   };
   const auto [ts, tg] = measure_pair(step, gemms, s);
-  return {"wgan_gp_critic", batch, calls.size(), total_flop(calls), ts, tg};
+  return {"wgan_gp_critic", batch, calls.size(), total_flop(calls), ts, tg, data_seconds(batch, s)};
 }
 
 } // namespace

@@ -3,7 +3,7 @@
 # it. Override the example with DEMO=<name> (an examples/<name>/ folder).
 set -euo pipefail
 
-DEMO="${DEMO:-readme}"
+DEMO="${DEMO:-loss_zoo}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install-deps.sh
