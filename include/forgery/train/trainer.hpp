@@ -3,14 +3,12 @@
 // streams, and the hand-off of the critic's input gradient into the generator's backward.
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "forgery/backend/cpu.hpp"
 #include "forgery/core/batch_view.hpp"
