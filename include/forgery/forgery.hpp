@@ -13,6 +13,7 @@
 #include "forgery/core/error.hpp"
 #include "forgery/core/philox.hpp"
 #include "forgery/core/shape.hpp"
+#include "forgery/data/tensor_dataset.hpp"
 #include "forgery/data/toy.hpp"
 #include "forgery/layers/activation.hpp"
 #include "forgery/layers/context.hpp"
