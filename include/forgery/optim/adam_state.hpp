@@ -12,16 +12,15 @@ namespace forgery::optim::detail {
 /// decay enters the fused update (L2 in the gradient, or decoupled on the parameters).
 /// \tparam Policy Adam or AdamW (its Config and name). \tparam B the backend.
 template <class Policy, class B, bool Decoupled>
-class AdamState {
+class AdamState : public StateBase<Policy, B> {
+  using Base = StateBase<Policy, B>;
+  using Base::cfg_, Base::n_, Base::steps_;
+
 public:
-  using Config = typename Policy::Config;
-  using scalar = typename B::scalar;
-  using buffer = typename B::template buffer<scalar>;
+  using typename Base::buffer, typename Base::Config, typename Base::scalar;
 
   /// Validates `cfg`; allocates both moment buffers, zeroed.
-  AdamState(const Config& cfg, index_t n) : cfg_(cfg), n_(n) {
-    cfg_.validate();
-    require_size(Policy::name, n);
+  AdamState(const Config& cfg, index_t n) : Base(cfg, n) {
     exp_avg_.resize(n);
     exp_avg_sq_.resize(n);
   }
@@ -30,6 +29,7 @@ public:
   /// The config is re-checked first (lr may be 0 here, as a schedule may set it).
   void step(scalar* params, const scalar* grads) {
     cfg_.validate(LrRule::non_negative);
+    // The bias correction of this step uses t = steps() + 1 (set_steps restores it).
     const auto c = adam_correction(cfg_.lr, cfg_.beta1, cfg_.beta2, steps_ + 1);
     const kernels::AdamStep<scalar> kernel{params,
                                            grads,
@@ -49,12 +49,6 @@ public:
     ++steps_;
   }
 
-  [[nodiscard]] Config& config() noexcept { return cfg_; }
-  [[nodiscard]] const Config& config() const noexcept { return cfg_; }
-  /// Steps taken; the bias correction of the next step uses t = steps() + 1.
-  [[nodiscard]] long long steps() const noexcept { return steps_; }
-  [[nodiscard]] index_t size() const noexcept { return n_; }
-
   /// For checkpoints: calls f(name, buffer&) for "exp_avg" (m) and "exp_avg_sq" (v),
   /// named as in PyTorch's state_dict.
   template <class F>
@@ -67,16 +61,8 @@ public:
     f("exp_avg", exp_avg_);
     f("exp_avg_sq", exp_avg_sq_);
   }
-  /// For checkpoints: restores the step count, which the bias correction depends on.
-  void set_steps(long long steps) {
-    require_steps(Policy::name, steps);
-    steps_ = steps;
-  }
 
 private:
-  Config cfg_;
-  index_t n_;
-  long long steps_ = 0;
   buffer exp_avg_;
   buffer exp_avg_sq_;
 };

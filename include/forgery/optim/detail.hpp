@@ -68,6 +68,39 @@ inline AdamCorrection adam_correction(double lr, double beta1, double beta2, lon
   return {lr / (1.0 - std::pow(beta1, td)), std::sqrt(1.0 - std::pow(beta2, td))};
 }
 
+/// What every optimizer state shares: its config (validated at construction, changeable
+/// between steps), its size and its step count, with the accessors checkpoints use. Each
+/// optimizer's State derives from it and adds its buffers and its fused step.
+/// \tparam Policy the optimizer (its Config and name). \tparam B the backend.
+template <class Policy, class B>
+class StateBase {
+public:
+  using Config = typename Policy::Config;
+  using scalar = typename B::scalar;
+  using buffer = typename B::template buffer<scalar>;
+
+  [[nodiscard]] Config& config() noexcept { return cfg_; }
+  [[nodiscard]] const Config& config() const noexcept { return cfg_; }
+  /// Steps taken.
+  [[nodiscard]] long long steps() const noexcept { return steps_; }
+  [[nodiscard]] index_t size() const noexcept { return n_; }
+  /// For checkpoints: restores the step count saved with the buffers.
+  void set_steps(long long steps) {
+    require_steps(Policy::name, steps);
+    steps_ = steps;
+  }
+
+protected:
+  StateBase(const Config& cfg, index_t n) : cfg_(cfg), n_(n) {
+    cfg_.validate();
+    require_size(Policy::name, n);
+  }
+
+  Config cfg_;
+  index_t n_;
+  long long steps_ = 0;
+};
+
 } // namespace detail
 
 } // namespace forgery::optim

@@ -80,17 +80,16 @@ struct RMSprop {
   /// parameter buffer of n scalars on backend B.
   /// \tparam B the backend (fg::backend::Cpu<float>, ...).
   template <class B>
-  class State {
+  class State : public detail::StateBase<RMSprop, B> {
+    using Base = detail::StateBase<RMSprop, B>;
+    using Base::cfg_, Base::n_, Base::steps_;
+
   public:
-    using scalar = typename B::scalar;
-    using buffer = typename B::template buffer<scalar>;
+    using typename Base::buffer, typename Base::scalar;
 
     /// Validates `cfg`; allocates the buffers it needs, zeroed: square_avg always,
     /// momentum_buffer if momentum > 0, grad_avg if centered.
-    State(const Config& cfg, index_t n)
-        : cfg_(cfg), n_(n), has_momentum_(cfg.momentum > 0.0), has_grad_avg_(cfg.centered) {
-      cfg_.validate();
-      detail::require_size(name, n);
+    State(const Config& cfg, index_t n) : Base(cfg, n), has_momentum_(cfg.momentum > 0.0), has_grad_avg_(cfg.centered) {
       square_avg_.resize(n);
       if (has_momentum_) momentum_buffer_.resize(n);
       if (has_grad_avg_) grad_avg_.resize(n);
@@ -123,11 +122,6 @@ struct RMSprop {
       ++steps_;
     }
 
-    [[nodiscard]] Config& config() noexcept { return cfg_; }
-    [[nodiscard]] const Config& config() const noexcept { return cfg_; }
-    [[nodiscard]] long long steps() const noexcept { return steps_; }
-    [[nodiscard]] index_t size() const noexcept { return n_; }
-
     /// For checkpoints: calls f(name, buffer&) for "square_avg", then "momentum_buffer" and
     /// "grad_avg" when the State was built with them; named as in PyTorch's state_dict.
     template <class F>
@@ -142,18 +136,10 @@ struct RMSprop {
       if (has_momentum_) f("momentum_buffer", momentum_buffer_);
       if (has_grad_avg_) f("grad_avg", grad_avg_);
     }
-    /// For checkpoints: restores the step count saved with the buffers.
-    void set_steps(long long steps) {
-      detail::require_steps(name, steps);
-      steps_ = steps;
-    }
 
   private:
-    Config cfg_;
-    index_t n_;
     bool has_momentum_;
     bool has_grad_avg_;
-    long long steps_ = 0;
     buffer square_avg_;
     buffer momentum_buffer_;
     buffer grad_avg_;

@@ -68,15 +68,15 @@ struct SGD {
   /// The momentum buffer for one parameter buffer of n scalars on backend B.
   /// \tparam B the backend (fg::backend::Cpu<float>, ...).
   template <class B>
-  class State {
+  class State : public detail::StateBase<SGD, B> {
+    using Base = detail::StateBase<SGD, B>;
+    using Base::cfg_, Base::n_, Base::steps_;
+
   public:
-    using scalar = typename B::scalar;
-    using buffer = typename B::template buffer<scalar>;
+    using typename Base::buffer, typename Base::scalar;
 
     /// Validates `cfg`; allocates the momentum buffer (zeroed) only if cfg.momentum > 0.
-    State(const Config& cfg, index_t n) : cfg_(cfg), n_(n), has_momentum_(cfg.momentum > 0.0) {
-      cfg_.validate();
-      detail::require_size(name, n);
+    State(const Config& cfg, index_t n) : Base(cfg, n), has_momentum_(cfg.momentum > 0.0) {
       if (has_momentum_) momentum_buffer_.resize(n);
     }
 
@@ -97,15 +97,10 @@ struct SGD {
                                             static_cast<scalar>(1.0 - cfg_.dampening),
                                             steps_ == 0,
                                             cfg_.nesterov};
+      // The first step (steps() == 0) starts the momentum buffer at the gradient.
       B::for_each(n_, kernel);
       ++steps_;
     }
-
-    [[nodiscard]] Config& config() noexcept { return cfg_; }
-    [[nodiscard]] const Config& config() const noexcept { return cfg_; }
-    /// Steps taken; the first step (steps() == 0) starts the momentum buffer at the gradient.
-    [[nodiscard]] long long steps() const noexcept { return steps_; }
-    [[nodiscard]] index_t size() const noexcept { return n_; }
 
     /// For checkpoints: calls f(name, buffer&) for each state buffer, named as in PyTorch's
     /// state_dict ("momentum_buffer", present when the State was built with momentum > 0).
@@ -117,17 +112,9 @@ struct SGD {
     void for_each_state(F&& f) const {
       if (has_momentum_) f("momentum_buffer", momentum_buffer_);
     }
-    /// For checkpoints: restores the step count saved with the buffers.
-    void set_steps(long long steps) {
-      detail::require_steps(name, steps);
-      steps_ = steps;
-    }
 
   private:
-    Config cfg_;
-    index_t n_;
     bool has_momentum_;
-    long long steps_ = 0;
     buffer momentum_buffer_;
   };
 };
