@@ -105,39 +105,33 @@ struct Cpu : OpSet<Cpu<S>, S> {
       run<Eigen::RowMajor, Eigen::RowMajor>(m, n, k, alpha, a, lda, b, ldb, c, ldc);
   }
 
-  /// Sum of x[0..n): fixed-size chunks summed in order, so the result is the same for
-  /// any thread count.
+  /// Sum of x[0..n): fixed-size chunks, each reduced by Eigen's vectorised kernel, then
+  /// the chunk sums added in order; the result is the same for any thread count.
   static S sum(index_t n, const S* x) {
-    return chunked_reduce(n, [x](index_t i) { return x[i]; });
+    return chunked_reduce(n, [x](index_t lo, index_t len) { return vector(x + lo, len).sum(); });
   }
   static S dot(index_t n, const S* x, const S* y) {
-    return chunked_reduce(n, [x, y](index_t i) { return x[i] * y[i]; });
+    return chunked_reduce(n, [x, y](index_t lo, index_t len) { return vector(x + lo, len).dot(vector(y + lo, len)); });
   }
 
 private:
   static constexpr index_t reduce_chunk = 4096;
 
+  static auto vector(const S* p, index_t len) { return Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(p, len); }
+
+  // `chunk(lo, len)` reduces one chunk. Chunk boundaries depend only on n, and the partial
+  // sums live in a grow-only per-thread buffer, so a steady-state call allocates nothing.
   template <class F>
-  static S chunked_reduce(index_t n, F term) {
+  static S chunked_reduce(index_t n, F chunk) {
+    if (n <= 0) return S(0);
     const index_t chunks = (n + reduce_chunk - 1) / reduce_chunk;
-    if (chunks <= 1) {
-      S acc = S(0);
-      for (index_t i = 0; i < n; ++i) acc += term(i);
-      return acc;
-    }
-    constexpr index_t max_stack_chunks = 256;
-    S partial_stack[max_stack_chunks];
-    HostBuffer<S> partial_heap;
-    S* partial = partial_stack;
-    if (chunks > max_stack_chunks) {
-      partial_heap.resize(chunks);
-      partial = partial_heap.data();
-    }
+    if (chunks == 1) return chunk(0, n);
+    thread_local HostBuffer<S> partials;
+    if (partials.size() < chunks) partials.resize(chunks);
+    S* const partial = partials.data();
     for_each_always(chunks, [=](index_t c) {
-      const index_t lo = c * reduce_chunk, hi = std::min(n, lo + reduce_chunk);
-      S acc = S(0);
-      for (index_t i = lo; i < hi; ++i) acc += term(i);
-      partial[c] = acc;
+      const index_t lo = c * reduce_chunk;
+      partial[c] = chunk(lo, std::min(reduce_chunk, n - lo));
     });
     S acc = S(0);
     for (index_t c = 0; c < chunks; ++c) acc += partial[c];
