@@ -14,6 +14,10 @@ PACKAGES=(
   libxtensor-dev
   xtl-dev
   doctest-dev
+  zlib1g-dev
+  libstb-dev
+  dataset-fashion-mnist
+  python3-matplotlib
 )
 
 if [[ "${FORGERY_SKIP_DEPS:-0}" == 1 ]]; then

@@ -2,6 +2,8 @@
 // (for layers such as Dropout). Passed by the network, never stored by a layer.
 #pragma once
 
+#include <cstdint>
+
 #include "forgery/core/config.hpp"
 #include "forgery/core/philox.hpp"
 
@@ -12,6 +14,10 @@ struct Context {
   Mode mode = Mode::train;
   /// Source of per-step randomness; layers that draw advance it.
   RandomStream* rng = nullptr;
+  /// Class labels of the batch's samples (conditional networks), one per column; layers
+  /// that condition on them read the first `batch` entries.
+  const std::int32_t* labels = nullptr;
+  index_t label_count = 0;
 };
 
 } // namespace forgery

@@ -21,6 +21,9 @@ public:
   using input_shape = Shape<In>;
   using output_shape = Shape<Out>;
   static constexpr index_t weight_count = Out * In;
+  /// The weight matrix leads the layer's parameters, weight_rows x weight_cols column-major
+  /// (what SpectralNorm normalises).
+  static constexpr index_t weight_rows = Out, weight_cols = In;
   static constexpr index_t param_count = weight_count + (HasBias ? Out : 0);
   static constexpr const char* name = "Dense";
 

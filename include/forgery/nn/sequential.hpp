@@ -174,6 +174,12 @@ public:
         RandomStream rng = base.substream(I);
         layer.init_params(params_.data() + param_offsets[I], rng, scheme);
       }
+      // Layers with state (BatchNorm's running statistics, SpectralNorm's vectors) reset it
+      // from the fresh parameters and a stream of their own.
+      if constexpr (requires { layer.init_state(params_.data(), std::declval<RandomStream&>()); }) {
+        RandomStream rng = base.substream(depth + I);
+        layer.init_state(params_.data() + param_offsets[I], rng);
+      }
     });
     zero_grad();
   }
@@ -187,6 +193,34 @@ public:
   [[nodiscard]] Mode mode() const noexcept { return ctx_.mode; }
   /// The random stream layers such as Dropout draw from (owned by the caller).
   void set_random_stream(RandomStream* rng) noexcept { ctx_.rng = rng; }
+  /// Class labels for conditional layers: sample j of every following pass has class
+  /// labels[j] (the array must hold at least as many labels as the batch; owned by the caller).
+  void set_labels(const std::int32_t* labels, index_t count) noexcept {
+    ctx_.labels = labels;
+    ctx_.label_count = count;
+  }
+
+  /// Lets layers with state derived from the parameters refresh it after the parameters
+  /// changed (an optimizer step): SpectralNorm's power iteration runs here, once per step.
+  void after_step() {
+    for_each_layer([&]<std::size_t I>(auto& layer) {
+      if constexpr (requires { layer.after_step(params_.data()); }) layer.after_step(params_.data() + param_offsets[I]);
+    });
+  }
+
+  /// Calls f(layer_index, S* state, index_t count) for each layer with persistent
+  /// non-parameter state (BatchNorm's running statistics, SpectralNorm's singular vectors):
+  /// what a checkpoint saves beside the parameters.
+  template <class F>
+  void for_each_state(F&& f) {
+    for_each_layer([&]<std::size_t I>(auto& layer) {
+      if constexpr (requires {
+                      layer.state();
+                      layer.state_count;
+                    })
+        f(I, layer.state(), index_t(layer.state_count));
+    });
+  }
 
   /// Runs the network on a features x batch input; returns a view of the output, valid
   /// until the next forward.

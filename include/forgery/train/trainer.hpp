@@ -239,6 +239,7 @@ private:
     stats_.d_grad_norm = std::sqrt(static_cast<double>(B::dot(D_params(), d_.grads(), d_.grads())));
     d_opt_.step(d_.params(), d_.grads());
     objective_.after_critic_step(d_);
+    d_.after_step();
   }
 
   void generator_update() {
@@ -268,6 +269,7 @@ private:
     g_.backward(dx, Grad::params);
     stats_.g_grad_norm = std::sqrt(static_cast<double>(B::dot(G_params(), g_.grads(), g_.grads())));
     g_opt_.step(g_.params(), g_.grads());
+    g_.after_step();
   }
 
   template <class V>
