@@ -19,6 +19,8 @@
 #include "forgery/layers/context.hpp"
 #include "forgery/layers/dense.hpp"
 #include "forgery/layers/init.hpp"
+#include "forgery/layers/label_conditioning.hpp"
+#include "forgery/layers/projection.hpp"
 #include "forgery/layers/reshape.hpp"
 #include "forgery/loss/loss.hpp"
 #include "forgery/metrics/energy_distance.hpp"

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -65,6 +66,25 @@ public:
   /// Fills every column of `out` (2 x batch, host memory) with a sample; advances `rng`.
   template <class S>
   void sample(RandomStream& rng, BatchView<S> out) const {
+    sample_impl(rng, out, nullptr);
+  }
+
+  /// The same draws as sample(rng, out), and each sample's mode index as its class label
+  /// (a labelled source for conditional GANs: class i is mode i).
+  template <class S>
+  void sample(RandomStream& rng, BatchView<S> out, std::span<std::int32_t> labels) const {
+    if (static_cast<index_t>(labels.size()) != out.batch())
+      throw shape_error("IsotropicMixture::sample labels", std::to_string(out.batch()) + " labels (one per sample)",
+                        std::to_string(labels.size()));
+    sample_impl(rng, out, labels.data());
+  }
+
+  /// Number of modes, the class count of the labelled form.
+  [[nodiscard]] index_t classes() const noexcept { return static_cast<index_t>(modes_.size()); }
+
+private:
+  template <class S>
+  void sample_impl(RandomStream& rng, BatchView<S> out, std::int32_t* labels) const {
     static_assert(std::is_floating_point_v<S> && !std::is_const_v<S>,
                   "forgery::data toy samplers write float or double samples into a mutable BatchView.");
     detail::check_toy_batch("IsotropicMixture", out.features());
@@ -79,10 +99,10 @@ public:
       const PhiloxBlock noise = philox_block(rng.seed, rng.stream, c + 1);
       out(0, i) = static_cast<S>(modes_[m][0] + sigma_ * normal_from_block<double>(noise, 0));
       out(1, i) = static_cast<S>(modes_[m][1] + sigma_ * normal_from_block<double>(noise, 1));
+      if (labels) labels[i] = static_cast<std::int32_t>(m);
     }
   }
 
-private:
   std::vector<Point2> modes_;
   double sigma_;
 };

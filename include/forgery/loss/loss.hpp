@@ -8,6 +8,8 @@
 // logit gives a NaN loss.
 #pragma once
 
+#include "forgery/loss/aux_classifier.hpp"
+
 #include "forgery/loss/hinge.hpp"
 #include "forgery/loss/least_squares.hpp"
 #include "forgery/loss/minimax.hpp"

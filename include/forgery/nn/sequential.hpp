@@ -146,6 +146,21 @@ private:
   static constexpr std::array<index_t, depth + 1> make_widths(std::index_sequence<I...>) {
     return {input_size, std::tuple_element_t<I, layers_type>::output_shape::size...};
   }
+  template <class L>
+  static constexpr index_t classes_of() {
+    if constexpr (requires { L::label_classes; })
+      return L::label_classes;
+    else
+      return 0;
+  }
+  template <std::size_t... I>
+  static constexpr index_t max_classes(std::index_sequence<I...>) {
+    index_t m = 0;
+    ((m = classes_of<std::tuple_element_t<I, layers_type>>() > m ? classes_of<std::tuple_element_t<I, layers_type>>()
+                                                                 : m),
+     ...);
+    return m;
+  }
   template <std::size_t... I>
   static constexpr bool all_dual(std::index_sequence<I...>) {
     return (DualLayer<std::tuple_element_t<I, layers_type>> && ...);
@@ -157,6 +172,9 @@ public:
   /// Features per sample at each layer boundary (0: input, depth: output).
   static constexpr std::array<index_t, depth + 1> widths = make_widths(std::make_index_sequence<depth>{});
   static constexpr index_t param_count = param_offsets[depth];
+  /// Number of classes the network conditions on (0: unconditional); its passes then need
+  /// labels (set_labels).
+  static constexpr index_t label_classes = max_classes(std::make_index_sequence<depth>{});
   /// Whether every layer supports the tangent pass (needed by input-gradient penalties).
   static constexpr bool supports_dual = all_dual(std::make_index_sequence<depth>{});
 
@@ -300,6 +318,14 @@ public:
   [[nodiscard]] buffer<S>& param_buffer() noexcept { return params_; }
   [[nodiscard]] const buffer<S>& param_buffer() const noexcept { return params_; }
   [[nodiscard]] buffer<S>& grad_buffer() noexcept { return grads_; }
+  /// The activations at layer boundary `b` of the last forward pass (0: the input, depth:
+  /// the output), e.g. a classifier's penultimate features for Frechet distance.
+  [[nodiscard]] ConstBatchView<S> activation(std::size_t b) {
+    if (b > depth)
+      throw config_error("Network::activation boundary", std::to_string(b), "at most " + std::to_string(depth));
+    if (b == 0) return ConstBatchView<S>(x_, input_size, batch_);
+    return view(abuf_[b], b);
+  }
   /// Batch size of the last forward pass.
   [[nodiscard]] index_t batch() const noexcept { return batch_; }
 

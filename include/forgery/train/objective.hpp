@@ -4,7 +4,9 @@
 #pragma once
 
 #include <array>
+#include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -25,6 +27,18 @@ template <class P, class Net>
 concept CriticConstraintFor = requires(const P& p, Net& critic) {
   p.after_critic_step(critic);
 };
+/// A part that reads extra critic outputs (rows 1..head_outputs): an auxiliary classifier.
+template <class P>
+concept CriticHead = requires {
+  { P::head_outputs } -> std::convertible_to<index_t>;
+};
+template <class P>
+constexpr index_t head_outputs_of() {
+  if constexpr (CriticHead<P>)
+    return P::head_outputs;
+  else
+    return 0;
+}
 } // namespace detail
 
 /// A loss plus penalties and constraints on the critic.
@@ -34,6 +48,11 @@ template <class L, class... Parts>
 struct Objective {
   using loss_type = L;
   static constexpr std::size_t part_count = sizeof...(Parts);
+  /// Critic outputs read by head parts (AuxClassifier<K>: K class logits after the
+  /// adversarial logit); 0 for a one-logit critic.
+  static constexpr index_t head_outputs = (index_t{0} + ... + detail::head_outputs_of<Parts>());
+  static_assert((0 + ... + (detail::CriticHead<Parts> ? 1 : 0)) <= 1,
+                "fg::Objective: at most one classifier head part (fg::loss::AuxClassifier) per objective.");
 
   /// Run-time settings of the loss and of every part, in template order.
   struct Config {
@@ -61,6 +80,23 @@ struct Objective {
     apply_each(critic, real, fake, rng, ws, values, std::index_sequence_for<Parts...>{});
   }
 
+  /// Head parts' critic terms: `out` is the critic's (1 + head_outputs) x 2n output on
+  /// [real | fake], `grad` its gradient (row 0 already holds the loss's); each head adds its
+  /// rows' gradient and writes its value into `values`. `work` holds at least 2n scalars.
+  template <class B, class S>
+  void critic_heads(index_t n, const S* out, const std::int32_t* labels, S* grad, S* work, double* values) const {
+    for_each_head([&]<std::size_t I>(const auto& h) {
+      values[I] = static_cast<double>(h.template critic<B>(n, out, labels, grad, work));
+    });
+  }
+  /// Head parts' generator terms on the n fakes' output; returns their sum.
+  template <class B, class S>
+  S generator_heads(index_t n, const S* out, const std::int32_t* labels, S* grad, S* work) const {
+    S total = S(0);
+    for_each_head([&]<std::size_t>(const auto& h) { total += h.template generator<B>(n, out, labels, grad, work); });
+    return total;
+  }
+
   /// Runs every constraint after the critic's optimizer step.
   template <class Net>
   void after_critic_step([[maybe_unused]] Net& critic) const {
@@ -76,6 +112,20 @@ struct Objective {
   }
 
 private:
+  template <class F, std::size_t... I>
+  void for_each_head_impl(F& f, std::index_sequence<I...>) const {
+    (
+        [&] {
+          if constexpr (detail::CriticHead<std::tuple_element_t<I, std::tuple<Parts...>>>)
+            f.template operator()<I>(std::get<I>(parts));
+        }(),
+        ...);
+  }
+  template <class F>
+  void for_each_head(F&& f) const {
+    for_each_head_impl(f, std::index_sequence_for<Parts...>{});
+  }
+
   template <class Net, std::size_t... I>
   void apply_each([[maybe_unused]] Net& critic, [[maybe_unused]] ConstBatchView<typename Net::scalar> real,
                   [[maybe_unused]] ConstBatchView<typename Net::scalar> fake, [[maybe_unused]] RandomStream& rng,
@@ -84,12 +134,14 @@ private:
     (
         [&] {
           using P = std::tuple_element_t<I, std::tuple<Parts...>>;
-          static_assert(detail::CriticPenaltyFor<P, Net> || detail::CriticConstraintFor<P, Net>,
-                        "fg::Objective: a part is neither a penalty (apply(critic, real, fake, rng, workspace)) nor a "
-                        "constraint (after_critic_step(critic)); see the Penalty and Constraint concepts.");
+          static_assert(detail::CriticPenaltyFor<P, Net> || detail::CriticConstraintFor<P, Net> ||
+                            detail::CriticHead<P>,
+                        "fg::Objective: a part is neither a penalty (apply(critic, real, fake, rng, workspace)), a "
+                        "constraint (after_critic_step(critic)) nor a classifier head (head_outputs); see the "
+                        "Penalty and Constraint concepts and fg::loss::AuxClassifier.");
           if constexpr (detail::CriticPenaltyFor<P, Net>)
             values[I] = static_cast<double>(std::get<I>(parts).apply(critic, real, fake, rng, ws));
-          else
+          else if constexpr (!detail::CriticHead<P>)
             values[I] = 0;
         }(),
         ...);

@@ -3,6 +3,7 @@
 // streams, and the hand-off of the critic's input gradient into the generator's backward.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -30,6 +31,27 @@ concept DataSource = requires(Src& src, RandomStream& rng, BatchView<S> out) {
   src.sample(rng, out);
 };
 
+/// Where labelled training data come from (conditional GANs): also fills the class label
+/// of each sample (ShuffledBatches over an ImageDataset, for example).
+template <class Src, class S>
+concept LabelledDataSource = requires(Src& src, RandomStream& rng, BatchView<S> out, std::span<std::int32_t> labels) {
+  src.sample(rng, out, labels);
+};
+
+namespace detail {
+/// n labels uniform in [0, classes) from `rng` (Lemire's multiply-shift on Philox words).
+inline void draw_labels(RandomStream& rng, index_t n, index_t classes, std::int32_t* out) {
+  const index_t blocks = (n + 3) / 4;
+  const std::uint64_t first = rng.take(static_cast<std::uint64_t>(blocks));
+  for (index_t b = 0; b < blocks; ++b) {
+    const PhiloxBlock w = philox_block(rng.seed, rng.stream, first + static_cast<std::uint64_t>(b));
+    for (index_t l = 0; l < 4 && 4 * b + l < n; ++l)
+      out[4 * b + l] =
+          static_cast<std::int32_t>((static_cast<std::uint64_t>(w.w[l]) * static_cast<std::uint64_t>(classes)) >> 32);
+  }
+}
+} // namespace detail
+
 /// Which generator weights generate() uses.
 enum class Weights { current, ema };
 
@@ -54,6 +76,15 @@ struct EmaUpdate {
   S* ema;
   FORGERY_HOST_DEVICE void operator()(index_t i) const { ema[i] = decay * ema[i] + (S(1) - decay) * p[i]; }
 };
+/// dst[j * dst_stride] = src[j * src_stride].
+template <class S>
+struct StridedCopy {
+  const S* src;
+  index_t src_stride;
+  S* dst;
+  index_t dst_stride;
+  FORGERY_HOST_DEVICE void operator()(index_t j) const { dst[j * dst_stride] = src[j * src_stride]; }
+};
 } // namespace kernels
 
 /// \tparam G generator spec (fg::Sequential); its input size is the latent size.
@@ -66,9 +97,6 @@ class Trainer {
   static_assert(G::output_shape::size == D::input_shape::size,
                 "fg::Trainer: the generator's output size must equal the discriminator's input size; make G's last "
                 "layer produce D's Input<...> shape.");
-  static_assert(D::output_shape::size == 1,
-                "fg::Trainer: the discriminator must output one logit per sample; end it with fg::Dense<1> (no "
-                "Sigmoid: losses take logits).");
   static_assert(Optimizer<Opt, B>, "fg::Trainer: Opt does not satisfy the fg::Optimizer concept (core/concepts.hpp).");
 
 public:
@@ -81,6 +109,23 @@ public:
   using discriminator_type = Network<D, B>;
   static_assert(Loss<loss_type, B>, "fg::Trainer: the loss does not satisfy the fg::Loss concept (core/concepts.hpp).");
 
+  /// Critic outputs per sample: the adversarial logit, then any classifier head's logits.
+  static constexpr index_t critic_rows = 1 + objective_type::head_outputs;
+  static_assert(D::output_shape::size == critic_rows,
+                "fg::Trainer: the discriminator must output one logit per sample (end it with fg::Dense<1> or "
+                "fg::Projection<Classes>; no Sigmoid: losses take logits), or 1 + K logits with an "
+                "fg::AuxClassifier<K> objective part (end it with fg::Dense<1 + K>).");
+  static_assert(generator_type::label_classes == 0 || discriminator_type::label_classes == 0 ||
+                    generator_type::label_classes == discriminator_type::label_classes,
+                "fg::Trainer: the generator and the discriminator condition on different numbers of classes.");
+  static_assert(objective_type::head_outputs == 0 || generator_type::label_classes == objective_type::head_outputs,
+                "fg::Trainer: an fg::AuxClassifier<K> objective needs a generator conditioned on the same K classes "
+                "(put fg::ConcatOneHot<K> or fg::ConcatEmbedding<K, Dim> after its Input).");
+  /// Number of classes of a conditional GAN (0: unconditional).
+  static constexpr index_t classes = generator_type::label_classes > discriminator_type::label_classes
+                                         ? generator_type::label_classes
+                                         : discriminator_type::label_classes;
+  static constexpr bool conditional = classes > 0;
   static constexpr index_t latent_size = G::input_shape::size;
   static constexpr index_t sample_size = D::input_shape::size;
 
@@ -107,7 +152,16 @@ public:
   };
 
   // Random streams, by purpose (the stream id of RandomStream).
-  enum Stream : std::uint64_t { init_g = 1, init_d = 2, noise = 3, data = 4, penalty = 5 };
+  enum Stream : std::uint64_t {
+    init_g = 1,
+    init_d = 2,
+    noise = 3,
+    data = 4,
+    penalty = 5,
+    labels = 6,
+    dropout_g = 7,
+    dropout_d = 8
+  };
 
   explicit Trainer(const Config& config = {})
       : config_((config.validate(), config)), objective_(config.objective), g_opt_(config.g_optimizer, G_params()),
@@ -121,7 +175,12 @@ public:
     noise_ = RandomStream{config_.seed, noise, 0};
     data_ = RandomStream{config_.seed, data, 0};
     penalty_ = RandomStream{config_.seed, penalty, 0};
+    labels_rng_ = RandomStream{config_.seed, labels, 0};
+    dropout_g_ = RandomStream{config_.seed, dropout_g, 0};
+    dropout_d_ = RandomStream{config_.seed, dropout_d, 0};
     const index_t n = config_.batch;
+    if constexpr (conditional) labels_.resize(2 * n);
+    if constexpr (critic_rows > 1) d_out_grad_.resize(critic_rows * 2 * n);
     z_.resize(latent_size * n);
     critic_in_.resize(sample_size * 2 * n);
     d_logits_.resize(2 * n);
@@ -130,7 +189,7 @@ public:
 
   /// One training step: n_critic critic updates, then one generator update.
   template <class Source>
-  requires DataSource<Source, S>
+  requires DataSource<Source, S> || LabelledDataSource<Source, S>
   const StepStats& step(Source& source) {
     for (index_t k = 0; k < config_.n_critic; ++k) train_critic(source);
     train_generator();
@@ -142,7 +201,7 @@ public:
   /// optimizer step, constraints. step() calls it n_critic times; custom schedules may
   /// call it directly.
   template <class Source>
-  requires DataSource<Source, S>
+  requires DataSource<Source, S> || LabelledDataSource<Source, S>
   void train_critic(Source& source) { critic_update(source); }
 
   /// One generator update (and the EMA update): the critic's input gradient at a fresh
@@ -158,7 +217,8 @@ public:
   /// Runs `steps` training steps, calling each callback's on_begin / on_step / on_end
   /// hooks where present. Returns the last step's statistics.
   template <class Source, class... Callbacks>
-  requires DataSource<Source, S> StepStats fit(Source& source, long long steps, Callbacks&&... callbacks) {
+  requires DataSource<Source, S> || LabelledDataSource<Source, S> StepStats fit(Source& source, long long steps,
+                                                                                Callbacks&&... callbacks) {
     if (steps < 0) throw config_error("fit steps", std::to_string(steps), "a non-negative step count");
     const long long total = steps_ + steps;
     stats_.total = total;
@@ -174,6 +234,24 @@ public:
   /// Fills `out` (sample_size x n) with generated samples from latent draws of `rng`, in
   /// eval mode, using the EMA weights when asked for and enabled.
   void generate(RandomStream& rng, BatchView<S> out, Weights weights = Weights::ema) {
+    static_assert(!conditional, "fg::Trainer::generate: this GAN is class-conditional; call "
+                                "generate(rng, out, labels, weights) with one label per sample.");
+    generate_impl(rng, out, weights);
+  }
+
+  /// Class-conditional generation: sample j of `out` belongs to class labels[j].
+  void generate(RandomStream& rng, BatchView<S> out, std::span<const std::int32_t> labels,
+                Weights weights = Weights::ema) {
+    static_assert(conditional, "fg::Trainer::generate: this GAN is not conditional; call generate(rng, out).");
+    if (static_cast<index_t>(labels.size()) != out.batch())
+      throw shape_error("Trainer::generate labels", std::to_string(out.batch()) + " labels (one per sample)",
+                        std::to_string(labels.size()));
+    g_.set_labels(labels.data(), out.batch());
+    generate_impl(rng, out, weights);
+  }
+
+private:
+  void generate_impl(RandomStream& rng, BatchView<S> out, Weights weights) {
     if (out.features() != sample_size)
       throw shape_error("Trainer::generate output", std::to_string(sample_size) + " features per sample",
                         std::to_string(out.features()));
@@ -189,6 +267,7 @@ public:
     if (use_ema) g_.param_buffer().swap(ema_);
   }
 
+public:
   [[nodiscard]] generator_type& generator() noexcept { return g_; }
   [[nodiscard]] discriminator_type& discriminator() noexcept { return d_; }
   [[nodiscard]] const generator_type& generator() const noexcept { return g_; }
@@ -201,9 +280,12 @@ public:
   [[nodiscard]] const StepStats& last_stats() const noexcept { return stats_; }
   /// The EMA of G's parameters (empty when ema_decay is 0).
   [[nodiscard]] const typename B::template buffer<S>& ema_params() const noexcept { return ema_; }
-  /// The random streams' positions, in Stream order (noise, data, penalty): with the
-  /// weights and optimizer states, what a checkpoint must hold to resume bit for bit.
-  [[nodiscard]] std::array<RandomStream*, 3> random_streams() noexcept { return {&noise_, &data_, &penalty_}; }
+  /// The random streams' positions, in Stream order (noise, data, penalty, labels, G's and
+  /// D's dropout): with the weights, layer states and optimizer states, what a checkpoint
+  /// must hold to resume bit for bit.
+  [[nodiscard]] std::array<RandomStream*, 6> random_streams() noexcept {
+    return {&noise_, &data_, &penalty_, &labels_rng_, &dropout_g_, &dropout_d_};
+  }
 
 private:
   static constexpr index_t G_params() { return generator_type::param_count; }
@@ -222,16 +304,37 @@ private:
     const index_t n = config_.batch;
     S* const real = critic_in_.data();
     S* const fake = critic_in_.data() + sample_size * n;
-    source.sample(data_, BatchView<S>(real, sample_size, n));
+    bind_streams();
+    if constexpr (conditional) {
+      static_assert(LabelledDataSource<Source, S>,
+                    "fg::Trainer: this GAN is class-conditional, so its data source must also give labels: "
+                    "src.sample(rng, out, std::span<std::int32_t> labels) (fg::data::ShuffledBatches does).");
+      // The fakes of a critic update take the real batch's labels: each class is seen as
+      // often real as fake, and penalties that mix real and fake points keep one label.
+      source.sample(data_, BatchView<S>(real, sample_size, n), std::span<std::int32_t>(labels_.data(), n));
+      std::copy(labels_.data(), labels_.data() + n, labels_.data() + n);
+      g_.set_labels(labels_.data() + n, n);
+      d_.set_labels(labels_.data(), 2 * n);
+    } else {
+      source.sample(data_, BatchView<S>(real, sample_size, n));
+    }
     generate_fakes();
     // Real and fake go through the critic as one batch of 2n: one GEMM per layer.
-    const auto logits = d_.forward({critic_in_.data(), sample_size, 2 * n});
-    const S loss = objective_.loss.template discriminator<B>(n, logits.data(), logits.data() + n, d_logits_.data(),
+    const auto out = d_.forward({critic_in_.data(), sample_size, 2 * n});
+    const S* logits = adversarial_logits(out);
+    const S loss = objective_.loss.template discriminator<B>(n, logits, logits + n, d_logits_.data(),
                                                              d_logits_.data() + n, loss_work_.data());
     check_finite(loss, "discriminator loss");
     stats_.d_loss = static_cast<double>(loss);
     d_.zero_grad();
-    d_.backward({d_logits_.data(), 1, 2 * n}, Grad::params);
+    if constexpr (critic_rows > 1) {
+      scatter_adversarial_gradient(2 * n);
+      objective_.template critic_heads<B>(n, out.data(), labels_.data(), d_out_grad_.data(), loss_work_.data(),
+                                          stats_.values.data());
+      d_.backward({d_out_grad_.data(), critic_rows, 2 * n}, Grad::params);
+    } else {
+      d_.backward({d_logits_.data(), 1, 2 * n}, Grad::params);
+    }
     objective_.apply_penalties(d_, ConstBatchView<S>(real, sample_size, n), ConstBatchView<S>(fake, sample_size, n),
                                penalty_, workspace_, stats_.values.data());
     for (std::size_t i = 0; i < stats_.values.size(); ++i)
@@ -244,22 +347,45 @@ private:
 
   void generator_update() {
     const index_t n = config_.batch;
+    bind_streams();
+    if constexpr (conditional) {
+      // Fresh uniform labels for the generator's batch; the real half keeps its labels.
+      detail::draw_labels(labels_rng_, n, classes, labels_.data() + n);
+      g_.set_labels(labels_.data() + n, n);
+    }
     generate_fakes();
     S loss;
     ConstBatchView<S> dx;
     if constexpr (loss_type::generator_uses_real) {
       // Relativistic losses compare with the critic's view of the last real batch.
-      const auto logits = d_.forward({critic_in_.data(), sample_size, 2 * n});
-      loss = objective_.loss.template generator<B>(n, logits.data(), logits.data() + n, d_logits_.data() + n,
-                                                   loss_work_.data());
+      if constexpr (conditional) d_.set_labels(labels_.data(), 2 * n);
+      const auto out = d_.forward({critic_in_.data(), sample_size, 2 * n});
+      const S* logits = adversarial_logits(out);
+      loss = objective_.loss.template generator<B>(n, logits, logits + n, d_logits_.data() + n, loss_work_.data());
       B::fill(n, d_logits_.data(), S(0));
-      dx = d_.backward({d_logits_.data(), 1, 2 * n}, Grad::input);
+      if constexpr (critic_rows > 1) {
+        scatter_adversarial_gradient(2 * n);
+        loss += objective_.template generator_heads<B>(n, out.data() + critic_rows * n, labels_.data() + n,
+                                                       d_out_grad_.data() + critic_rows * n, loss_work_.data());
+        dx = d_.backward({d_out_grad_.data(), critic_rows, 2 * n}, Grad::input);
+      } else {
+        dx = d_.backward({d_logits_.data(), 1, 2 * n}, Grad::input);
+      }
       dx = ConstBatchView<S>(dx.data() + sample_size * n, sample_size, n);
     } else {
-      const auto logits = d_.forward({critic_in_.data() + sample_size * n, sample_size, n});
-      loss = objective_.loss.template generator<B>(n, static_cast<const S*>(nullptr), logits.data(), d_logits_.data(),
+      if constexpr (conditional) d_.set_labels(labels_.data() + n, n);
+      const auto out = d_.forward({critic_in_.data() + sample_size * n, sample_size, n});
+      const S* logits = adversarial_logits(out);
+      loss = objective_.loss.template generator<B>(n, static_cast<const S*>(nullptr), logits, d_logits_.data(),
                                                    loss_work_.data());
-      dx = d_.backward({d_logits_.data(), 1, n}, Grad::input);
+      if constexpr (critic_rows > 1) {
+        scatter_adversarial_gradient(n);
+        loss += objective_.template generator_heads<B>(n, out.data(), labels_.data() + n, d_out_grad_.data(),
+                                                       loss_work_.data());
+        dx = d_.backward({d_out_grad_.data(), critic_rows, n}, Grad::input);
+      } else {
+        dx = d_.backward({d_logits_.data(), 1, n}, Grad::input);
+      }
     }
     check_finite(loss, "generator loss");
     stats_.g_loss = static_cast<double>(loss);
@@ -270,6 +396,31 @@ private:
     stats_.g_grad_norm = std::sqrt(static_cast<double>(B::dot(G_params(), g_.grads(), g_.grads())));
     g_opt_.step(g_.params(), g_.grads());
     g_.after_step();
+  }
+
+  // Layers that draw (Dropout) use the trainer's streams; set before each update so that a
+  // copied Trainer's networks point at its own streams.
+  void bind_streams() noexcept {
+    g_.set_random_stream(&dropout_g_);
+    d_.set_random_stream(&dropout_d_);
+  }
+
+  // Row 0 of the critic's output as a contiguous array for the loss (a 1-row output already is).
+  const S* adversarial_logits(ConstBatchView<S> out) {
+    if constexpr (critic_rows == 1) {
+      return out.data();
+    } else {
+      const index_t cols = out.batch();
+      adv_logits_.resize(2 * config_.batch);
+      B::for_each(cols, kernels::StridedCopy<S>{out.data(), critic_rows, adv_logits_.data(), 1});
+      return adv_logits_.data();
+    }
+  }
+  // The loss's logit gradients (d_logits_) into row 0 of the full output gradient, zeros in
+  // the head rows for the heads to add into.
+  void scatter_adversarial_gradient(index_t cols) {
+    B::fill(critic_rows * cols, d_out_grad_.data(), S(0));
+    B::for_each(cols, kernels::StridedCopy<S>{d_logits_.data(), 1, d_out_grad_.data(), critic_rows});
   }
 
   template <class V>
@@ -298,9 +449,10 @@ private:
   generator_type g_;
   discriminator_type d_;
   typename Opt::template State<B> g_opt_, d_opt_;
-  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_;
+  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_, adv_logits_, d_out_grad_;
+  typename B::template buffer<std::int32_t> labels_; // [real batch | fake batch] labels
   penalty::Workspace<B> workspace_;
-  RandomStream noise_, data_, penalty_;
+  RandomStream noise_, data_, penalty_, labels_rng_, dropout_g_, dropout_d_;
   // The statistics and the part values their span points at; a copied Trainer's span points
   // at its own values.
   struct Stats : StepStats {
