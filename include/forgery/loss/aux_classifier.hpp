@@ -9,41 +9,9 @@
 
 #include "forgery/core/config.hpp"
 #include "forgery/core/error.hpp"
+#include "forgery/loss/cross_entropy.hpp"
 
 namespace forgery {
-
-namespace kernels {
-
-/// Per column j of a (1 + K) x cols output: softmax cross-entropy of rows 1..K against
-/// labels[j] (log-sum-exp with the maximum subtracted, so no overflow), written to ce[j],
-/// and scale * (softmax - onehot) added into the same rows of `grad`.
-template <class S>
-struct SoftmaxCrossEntropy {
-  const S* out;
-  const std::int32_t* labels;
-  S* grad;
-  S* ce;
-  index_t classes;
-  S scale;
-  FORGERY_HOST_DEVICE void operator()(index_t j) const {
-    const index_t rows = classes + 1;
-    const S* z = out + j * rows + 1;
-    S* g = grad + j * rows + 1;
-    S m = z[0];
-    for (index_t k = 1; k < classes; ++k) m = z[k] > m ? z[k] : m;
-    S denom = S(0);
-    for (index_t k = 0; k < classes; ++k) denom += std::exp(z[k] - m);
-    const S log_denom = std::log(denom);
-    const index_t y = labels[j];
-    ce[j] = m + log_denom - z[y];
-    for (index_t k = 0; k < classes; ++k) {
-      const S p = std::exp(z[k] - m - log_denom);
-      g[k] += scale * (p - (k == y ? S(1) : S(0)));
-    }
-  }
-};
-
-} // namespace kernels
 
 namespace loss {
 
@@ -76,7 +44,7 @@ struct AuxClassifier {
   S critic(index_t n, const S* out, const std::int32_t* labels, S* grad, S* work) const {
     const S scale = static_cast<S>(config_.weight) / static_cast<S>(n);
     const index_t cols = config_.on_fake ? 2 * n : n;
-    B::for_each(cols, kernels::SoftmaxCrossEntropy<S>{out, labels, grad, work, Classes, scale});
+    B::for_each(cols, kernels::SoftmaxCrossEntropy<S>{out, labels, grad, work, Classes, Classes + 1, 1, scale});
     return scale * B::sum(cols, work);
   }
 
@@ -84,7 +52,7 @@ struct AuxClassifier {
   template <class B, class S>
   S generator(index_t n, const S* out, const std::int32_t* labels, S* grad, S* work) const {
     const S scale = static_cast<S>(config_.weight) / static_cast<S>(n);
-    B::for_each(n, kernels::SoftmaxCrossEntropy<S>{out, labels, grad, work, Classes, scale});
+    B::for_each(n, kernels::SoftmaxCrossEntropy<S>{out, labels, grad, work, Classes, Classes + 1, 1, scale});
     return scale * B::sum(n, work);
   }
 

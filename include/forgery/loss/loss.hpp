@@ -9,6 +9,7 @@
 #pragma once
 
 #include "forgery/loss/aux_classifier.hpp"
+#include "forgery/loss/cross_entropy.hpp"
 
 #include "forgery/loss/hinge.hpp"
 #include "forgery/loss/least_squares.hpp"
