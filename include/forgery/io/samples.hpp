@@ -22,8 +22,8 @@ void save_npy(const std::filesystem::path& path, BatchView<T> samples) {
   using V = std::remove_const_t<T>;
   const std::array<std::size_t, 2> shape{static_cast<std::size_t>(samples.batch()),
                                          static_cast<std::size_t>(samples.features())};
-  const auto array = xt::adapt(const_cast<V*>(samples.data()), static_cast<std::size_t>(samples.size()),
-                               xt::no_ownership(), shape);
+  const auto array =
+      xt::adapt(const_cast<V*>(samples.data()), static_cast<std::size_t>(samples.size()), xt::no_ownership(), shape);
   write_file_atomically(path, xt::dump_npy(array));
 }
 

@@ -1,0 +1,197 @@
+// A network's parameter buffer as a 1-D .npy file: written through xtensor, atomically;
+// read back with every header field checked against the network it is loaded into.
+#pragma once
+
+#include <array>
+#include <bit>
+#include <concepts>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xnpy.hpp>
+
+#include "forgery/core/buffer.hpp"
+#include "forgery/core/error.hpp"
+#include "forgery/io/atomic_file.hpp"
+
+namespace forgery::io {
+
+namespace detail {
+
+/// What a .npy header says.
+struct NpyHeader {
+  std::string descr; ///< e.g. "<f4"
+  bool fortran_order = false;
+  std::vector<std::size_t> shape;
+  std::size_t data_offset = 0; ///< where the values start in the file
+};
+
+/// The dtype string numpy writes for S on this machine ("<f4", "<f8").
+template <class S>
+std::string npy_descr() {
+  static_assert(std::is_floating_point_v<S> && (sizeof(S) == 4 || sizeof(S) == 8),
+                "forgery .npy weights are float or double.");
+  return std::string(std::endian::native == std::endian::little ? "<" : ">") + "f" + std::to_string(sizeof(S));
+}
+
+inline std::string shape_string(const std::vector<std::size_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+/// The value text after `'key':` in a header dict, or throws naming the key.
+inline std::string_view npy_field(const std::string& name, std::string_view dict, std::string_view key) {
+  const std::string quoted = "'" + std::string(key) + "'";
+  const std::size_t at = dict.find(quoted);
+  const std::size_t colon = at == std::string_view::npos ? at : dict.find(':', at + quoted.size());
+  if (colon == std::string_view::npos)
+    throw io_error(name, "malformed .npy header: no " + quoted + " in " + std::string(dict));
+  std::size_t begin = colon + 1;
+  while (begin < dict.size() && dict[begin] == ' ') ++begin;
+  return dict.substr(begin);
+}
+
+/// Parses the header of a .npy file held in `bytes`. Throws io_error naming the file.
+inline NpyHeader parse_npy_header(const std::string& name, std::string_view bytes) {
+  constexpr std::string_view magic("\x93NUMPY", 6);
+  if (bytes.size() < 10 || bytes.substr(0, 6) != magic)
+    throw io_error(name, "not a .npy file: expected the magic \\x93NUMPY, found " + std::to_string(bytes.size()) +
+                             (bytes.size() < 10 ? " bytes in all" : " other bytes"));
+  const auto major = static_cast<unsigned char>(bytes[6]);
+  std::size_t len = 0, start = 0;
+  if (major == 1) {
+    len = static_cast<unsigned char>(bytes[8]) | (std::size_t{static_cast<unsigned char>(bytes[9])} << 8);
+    start = 10;
+  } else if ((major == 2 || major == 3) && bytes.size() >= 12) {
+    for (int i = 3; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[8 + static_cast<std::size_t>(i)]);
+    start = 12;
+  } else {
+    throw io_error(name, "unsupported .npy format version " + std::to_string(major) + ": expected 1, 2 or 3");
+  }
+  if (bytes.size() < start + len)
+    throw io_error(name, "truncated .npy header: it promises " + std::to_string(len) + " bytes, the file has " +
+                             std::to_string(bytes.size() - start));
+  const std::string_view dict = bytes.substr(start, len);
+  NpyHeader h;
+  h.data_offset = start + len;
+
+  const std::string_view descr = npy_field(name, dict, "descr");
+  const std::size_t close = descr.size() > 1 ? descr.find(descr[0], 1) : std::string_view::npos;
+  if ((descr.empty() || (descr[0] != '\'' && descr[0] != '"')) || close == std::string_view::npos)
+    throw io_error(name, "malformed .npy header: 'descr' is not a string in " + std::string(dict));
+  h.descr = std::string(descr.substr(1, close - 1));
+
+  h.fortran_order = npy_field(name, dict, "fortran_order").starts_with("True");
+
+  const std::string_view shape = npy_field(name, dict, "shape");
+  const std::size_t end = shape.find(')');
+  if (shape.empty() || shape[0] != '(' || end == std::string_view::npos)
+    throw io_error(name, "malformed .npy header: 'shape' is not a tuple in " + std::string(dict));
+  std::size_t value = 0;
+  bool digits = false;
+  for (std::size_t i = 1; i <= end; ++i) {
+    const char c = shape[i];
+    if (c >= '0' && c <= '9') {
+      if (value > (~std::size_t{0} - 9) / 10) throw io_error(name, "malformed .npy header: a dimension overflows");
+      value = value * 10 + static_cast<std::size_t>(c - '0');
+      digits = true;
+    } else if (c == ',' || c == ')') {
+      if (digits) h.shape.push_back(value);
+      value = 0;
+      digits = false;
+    } else if (c != ' ' && c != 'L') {
+      throw io_error(name, "malformed .npy header: unexpected '" + std::string(1, c) + "' in 'shape' of " +
+                               std::string(dict));
+    }
+  }
+  return h;
+}
+
+inline std::string read_whole_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw io_error(path.string(), "cannot open for reading: no such file or not readable");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw io_error(path.string(), "read failed");
+  return bytes;
+}
+
+template <class Net>
+concept HostNetwork = requires(const Net& net) {
+  typename Net::scalar;
+  { Net::param_count } -> std::convertible_to<index_t>;
+  { net.params() } -> std::convertible_to<const typename Net::scalar*>;
+  requires std::is_same_v<typename Net::template buffer<typename Net::scalar>, HostBuffer<typename Net::scalar>>;
+};
+
+} // namespace detail
+
+/// Writes `net`'s parameter buffer (every layer's parameters and state, in layer order) as
+/// a 1-D .npy array of Net::param_count values, atomically.
+/// \tparam Net an fg::Network on a host backend (Cpu, Reference).
+template <detail::HostNetwork Net>
+void save_weights_npy(const std::filesystem::path& path, const Net& net) {
+  using S = typename Net::scalar;
+  const std::array<std::size_t, 1> shape{static_cast<std::size_t>(Net::param_count)};
+  const auto array = xt::adapt(const_cast<S*>(net.params()), shape[0], xt::no_ownership(), shape);
+  write_file_atomically(path, xt::dump_npy(array));
+}
+
+/// Replaces `net`'s parameters with those in a file written by save_weights_npy. Throws
+/// io_error naming the file, what was expected and what was found (not .npy, another
+/// dtype, another shape, truncated or trailing data); `net` is unchanged then.
+/// \tparam Net an fg::Network on a host backend (Cpu, Reference).
+template <detail::HostNetwork Net>
+void load_weights_npy(const std::filesystem::path& path, Net& net) {
+  using S = typename Net::scalar;
+  const std::string name = path.string();
+  const std::string bytes = detail::read_whole_file(path);
+  const detail::NpyHeader h = detail::parse_npy_header(name, bytes);
+  const std::string want = detail::npy_descr<S>();
+  if (h.descr != want)
+    throw io_error(name, "dtype '" + h.descr + "', expected '" + want + "' (" +
+                             (sizeof(S) == 4 ? "float32" : "float64") + ", the network's scalar type)");
+  const std::vector<std::size_t> expected_shape{static_cast<std::size_t>(Net::param_count)};
+  if (h.shape != expected_shape)
+    throw io_error(name, "shape " + detail::shape_string(h.shape) + ", expected " +
+                             detail::shape_string(expected_shape) + " (the network's parameter count)");
+  const std::size_t want_bytes = static_cast<std::size_t>(Net::param_count) * sizeof(S);
+  const std::size_t have = bytes.size() - h.data_offset;
+  if (have < want_bytes)
+    throw io_error(name, "truncated: the header promises " + std::to_string(want_bytes) + " data bytes, the file has " +
+                             std::to_string(have));
+  if (have > want_bytes)
+    throw io_error(name, "trailing bytes: the header promises " + std::to_string(want_bytes) +
+                             " data bytes, the file has " + std::to_string(have));
+  if (want_bytes > 0) std::memcpy(net.params(), bytes.data() + h.data_offset, want_bytes);
+}
+
+/// Writes each layer's slice of the parameter buffer as `dir/<prefix><I>.npy` (1-D), for
+/// layers with parameters, e.g. to inspect one layer's weights in numpy. Returns the paths.
+/// \tparam Net an fg::Network on a host backend (Cpu, Reference).
+template <detail::HostNetwork Net>
+std::vector<std::filesystem::path> save_layer_weights_npy(const std::filesystem::path& dir, const Net& net,
+                                                          std::string_view prefix = "layer") {
+  using S = typename Net::scalar;
+  std::vector<std::filesystem::path> written;
+  for (std::size_t i = 0; i < Net::depth; ++i) {
+    const auto count = static_cast<std::size_t>(Net::param_offsets[i + 1] - Net::param_offsets[i]);
+    if (count == 0) continue;
+    const std::array<std::size_t, 1> shape{count};
+    const auto array =
+        xt::adapt(const_cast<S*>(net.params() + Net::param_offsets[i]), count, xt::no_ownership(), shape);
+    written.push_back(dir / (std::string(prefix) + std::to_string(i) + ".npy"));
+    write_file_atomically(written.back(), xt::dump_npy(array));
+  }
+  return written;
+}
+
+} // namespace forgery::io
