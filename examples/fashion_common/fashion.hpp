@@ -1,0 +1,328 @@
+// What the Fashion-MNIST examples share: their command line, the small CNN classifier whose
+// penultimate features the image metrics use, the evaluation (Frechet distance, KID,
+// Inception-style score, class coverage, next to the held-out-real floor), and sample grids
+// from fixed noise.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <forgery/data/fashion_mnist.hpp>
+#include <forgery/data/image_dataset.hpp>
+#include <forgery/forgery.hpp>
+#include <forgery/io/png.hpp>
+#include <forgery/io/samples.hpp>
+#include <forgery/io/weights.hpp>
+#include <forgery/layers/conv2d.hpp>
+#include <forgery/loss/cross_entropy.hpp>
+#include <forgery/metrics/classifier_scores.hpp>
+#include <forgery/metrics/features.hpp>
+#include <forgery/metrics/frechet.hpp>
+#include <forgery/metrics/kid.hpp>
+
+#include "../toy_ring/args.hpp"
+
+namespace fashion {
+
+namespace fs = std::filesystem;
+using fg::index_t;
+using Dataset = fg::data::ImageDataset<float>;
+constexpr index_t classes = 10, side = 28, pixels = side * side;
+
+/// The options every image example takes.
+struct Options {
+  long long steps = 0;
+  index_t batch = 64;
+  std::uint64_t seed = 1;
+  fs::path out, data, classifier;
+  index_t eval_samples = 2000;
+  long long sample_every = 0;
+};
+
+inline Options parse(int argc, char** argv, const char* name, const char* what, long long steps, index_t batch) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0); // progress lines appear as they happen, also in a pipe
+  const std::string out = std::string(name) + "_out";
+  const std::string usage = std::string("usage: ") + name +
+                            " [--steps N] [--batch N] [--seed S] [--out DIR] [--data DIR] [--classifier FILE]"
+                            " [--eval N] [--sample-every N]\n" +
+                            what +
+                            "\n  --data DIR        Fashion-MNIST IDX files (default: $FORGERY_FASHION_MNIST or "
+                            "/usr/share/datasets/fashion-mnist)\n"
+                            "  --classifier FILE the metric classifier's weights; trained and saved there when "
+                            "missing (default: fashion_classifier_out/classifier.npy)\n"
+                            "  --eval N          samples for Frechet distance and KID (default 2000)\n";
+  const toy::Args args(argc, argv,
+                       {{"steps", std::to_string(steps)},
+                        {"batch", std::to_string(batch)},
+                        {"seed", "1"},
+                        {"out", out},
+                        {"data", fg::data::fashion_mnist_dir().string()},
+                        {"classifier", "fashion_classifier_out/classifier.npy"},
+                        {"eval", "2000"},
+                        {"sample-every", "0"}},
+                       usage.c_str());
+  Options o;
+  o.steps = args.integer("steps");
+  o.batch = static_cast<index_t>(args.integer("batch"));
+  o.seed = static_cast<std::uint64_t>(args.integer("seed"));
+  o.out = args.str("out");
+  o.data = args.str("data");
+  o.classifier = args.str("classifier");
+  o.eval_samples = static_cast<index_t>(args.integer("eval"));
+  o.sample_every = args.integer("sample-every");
+  if (o.steps < 0) throw fg::config_error("--steps", std::to_string(o.steps), "a non-negative step count");
+  if (o.eval_samples < 2) throw fg::config_error("--eval", std::to_string(o.eval_samples), "at least 2 samples");
+  fs::create_directories(o.out);
+  return o;
+}
+
+// --- The metric classifier -------------------------------------------------------------
+
+/// A small CNN: two strided convolutions and a 128-unit hidden layer whose activations
+/// (the penultimate boundary) are the features the image metrics compare.
+using ClassifierSpec =
+    fg::Sequential<fg::Input<1, side, side>, fg::Conv2d<32, 4, 2, 1>, fg::ReLU, fg::Conv2d<64, 4, 2, 1>, fg::ReLU,
+                   fg::Flatten, fg::Dense<128>, fg::ReLU, fg::Dense<classes>>;
+using Classifier = fg::Network<ClassifierSpec, fg::backend::Cpu<float>>;
+
+/// Test-set accuracy of the classifier (eval mode, in chunks).
+inline double accuracy(Classifier& net, const Dataset& test) {
+  const index_t n = test.size(), chunk = 500;
+  index_t right = 0;
+  net.eval();
+  for (index_t j0 = 0; j0 < n; j0 += chunk) {
+    const index_t m = std::min(chunk, n - j0);
+    const auto logits = net.forward({test.images().data() + j0 * pixels, pixels, m});
+    for (index_t j = 0; j < m; ++j) {
+      index_t best = 0;
+      for (index_t c = 1; c < classes; ++c)
+        if (logits(c, j) > logits(best, j)) best = c;
+      right += best == test.labels()(static_cast<std::size_t>(j0 + j));
+    }
+  }
+  net.train();
+  return static_cast<double>(right) / static_cast<double>(n);
+}
+
+/// Trains the classifier with Adam on softmax cross-entropy; prints progress and returns
+/// the test accuracy.
+inline double train_classifier(Classifier& net, const Dataset& train, const Dataset& test, int epochs,
+                               std::uint64_t seed) {
+  using B = fg::backend::Cpu<float>;
+  const index_t batch = 128;
+  net.initialize(seed, fg::Init::he_normal);
+  fg::optim::Adam::State<B> opt(fg::optim::Adam::Config{1e-3, 0.9, 0.999, 1e-8, 0.0}, Classifier::param_count);
+  fg::data::ShuffledBatches<float> batches(train);
+  fg::RandomStream rng{seed, 0x636c6173ULL, 0};
+  std::vector<float> x(static_cast<std::size_t>(pixels * batch)), grad(static_cast<std::size_t>(classes * batch)),
+      work(static_cast<std::size_t>(batch));
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(batch));
+  const long long steps_per_epoch = train.size() / batch;
+  const auto start = std::chrono::steady_clock::now();
+  for (int e = 0; e < epochs; ++e) {
+    double loss_sum = 0;
+    for (long long s = 0; s < steps_per_epoch; ++s) {
+      batches.sample(rng, fg::BatchView<float>(x.data(), pixels, batch), labels);
+      const auto logits = net.forward({x.data(), pixels, batch});
+      loss_sum += fg::loss::cross_entropy<B>(logits, labels.data(), grad.data(), work.data());
+      net.zero_grad();
+      net.backward({grad.data(), classes, batch}, fg::Grad::params);
+      opt.step(net.params(), net.grads());
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("classifier epoch %d/%d: train loss %.4f, test accuracy %.2f %% (%.0f s)\n", e + 1, epochs,
+                loss_sum / static_cast<double>(steps_per_epoch), 100 * accuracy(net, test), secs);
+    std::fflush(stdout);
+  }
+  return accuracy(net, test);
+}
+
+/// Loads the classifier from `path`, or trains one and saves it there.
+inline void load_or_train_classifier(Classifier& net, const fs::path& path, const Dataset& train, const Dataset& test,
+                                     int epochs = 2, std::uint64_t seed = 1) {
+  if (fs::exists(path)) {
+    fg::io::load_weights_npy(path, net);
+    std::printf("metric classifier: %s (test accuracy %.2f %%)\n", path.c_str(), 100 * accuracy(net, test));
+    return;
+  }
+  std::printf("metric classifier: %s not found, training one (%d epochs)\n", path.c_str(), epochs);
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  train_classifier(net, train, test, epochs, seed);
+  fg::io::save_weights_npy(path, net);
+  std::printf("metric classifier saved to %s\n", path.c_str());
+}
+
+// --- Evaluation ----------------------------------------------------------------------------
+
+/// What evaluate() measured.
+struct Scores {
+  double frechet = 0, kid = 0, kid_std = 0, inception = 0;
+  index_t covered = 0;
+  double coverage_entropy = 0;
+};
+
+/// Image metrics on the classifier's penultimate features against a fixed set of real
+/// training images; the same figures for held-out (test) images are the floor a perfect
+/// generator would reach with this many samples.
+class Evaluator {
+public:
+  Evaluator(Classifier& net, const Dataset& train, const Dataset& test, index_t samples, std::uint64_t seed)
+      : net_(&net), samples_(std::min({samples, train.size(), test.size()})), seed_(seed) {
+    reference_ = fg::metrics::extract_penultimate(*net_, {train.images().data(), pixels, samples_});
+    reference_stats_ = fg::metrics::gaussian_stats(reference_);
+    // Held-out images from the end of the test split: unseen by the classifier's
+    // statistics above and by the generator.
+    const index_t first = test.size() - samples_;
+    floor_ = score_images({test.images().data() + first * pixels, pixels, samples_});
+  }
+
+  [[nodiscard]] const Scores& floor() const noexcept { return floor_; }
+  [[nodiscard]] index_t samples() const noexcept { return samples_; }
+
+  Scores score_images(fg::ConstBatchView<float> images) {
+    Scores s;
+    const Eigen::MatrixXd f = fg::metrics::extract_penultimate(*net_, images);
+    s.frechet = fg::metrics::frechet_distance(fg::metrics::gaussian_stats(f), reference_stats_);
+    fg::RandomStream rng{seed_, 0x6b6964ULL, 0};
+    fg::metrics::KidConfig kc;
+    kc.subsets = 50;
+    kc.subset_size = std::min<index_t>(1000, images.batch());
+    const auto k =
+        fg::metrics::kid(fg::ConstBatchView<double>(f.data(), f.rows(), f.cols()),
+                         fg::ConstBatchView<double>(reference_.data(), reference_.rows(), reference_.cols()), rng, kc);
+    s.kid = k.mean;
+    s.kid_std = k.stddev;
+    const Eigen::MatrixXd logits = fg::metrics::extract_features(*net_, images, Classifier::depth);
+    const fg::ConstBatchView<double> lv(logits.data(), logits.rows(), logits.cols());
+    s.inception = fg::metrics::inception_score(lv).mean;
+    const auto cov = fg::metrics::class_coverage(lv);
+    s.covered = cov.covered;
+    s.coverage_entropy = cov.normalized_entropy;
+    return s;
+  }
+
+private:
+  Classifier* net_;
+  index_t samples_;
+  std::uint64_t seed_;
+  Eigen::MatrixXd reference_;
+  fg::metrics::GaussianStats reference_stats_;
+  Scores floor_;
+};
+
+inline void print_scores(const char* who, const Scores& s) {
+  std::printf("%-22s Frechet %8.3f   KID %.4f +- %.4f   IS %.2f   classes %ld/10 (entropy %.3f)\n", who, s.frechet,
+              s.kid, s.kid_std, s.inception, static_cast<long>(s.covered), s.coverage_entropy);
+}
+
+/// Appends one line to the metrics history CSV (the header when the file is new), which
+/// tools/plot_log.py draws next to the losses.
+inline void append_metrics(const fs::path& path, long long step, const Scores& s) {
+  const bool fresh = !fs::exists(path);
+  std::ofstream f(path, std::ios::app);
+  if (!f) throw fg::io_error(path.string(), "cannot open the metrics history for writing");
+  if (fresh) f << "step,frechet,kid,kid_std,inception,classes_covered\n";
+  f << step << ',' << s.frechet << ',' << s.kid << ',' << s.kid_std << ',' << s.inception << ',' << s.covered << '\n';
+}
+
+// --- Generation -------------------------------------------------------------------------
+
+/// Generates n samples (labels cycling through the classes for a conditional GAN).
+template <class T>
+std::vector<float> generate(T& trainer, index_t n, fg::RandomStream rng, fg::Weights w = fg::Weights::ema) {
+  std::vector<float> out(static_cast<std::size_t>(T::sample_size * n));
+  const fg::BatchView<float> view(out.data(), T::sample_size, n);
+  if constexpr (T::conditional) {
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+    for (index_t j = 0; j < n; ++j) labels[static_cast<std::size_t>(j)] = static_cast<std::int32_t>(j % classes);
+    trainer.generate(rng, view, labels, w);
+  } else {
+    trainer.generate(rng, view, w);
+  }
+  return out;
+}
+
+/// A 10 x 10 grid from fixed noise: the same latent draws at every call, so grids taken
+/// during a run show its progress. Conditional GANs get one row per class.
+template <class T>
+void save_grid(T& trainer, const fs::path& path, std::uint64_t seed) {
+  const index_t n = 100;
+  std::vector<float> images(static_cast<std::size_t>(T::sample_size * n));
+  const fg::BatchView<float> view(images.data(), T::sample_size, n);
+  fg::RandomStream rng{seed, 0x67726964ULL, 0};
+  if constexpr (T::conditional) {
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+    for (index_t j = 0; j < n; ++j) labels[static_cast<std::size_t>(j)] = static_cast<std::int32_t>(j / 10);
+    trainer.generate(rng, view, labels);
+  } else {
+    trainer.generate(rng, view);
+  }
+  fg::io::GridOptions opt;
+  opt.scale = 2;
+  fg::io::save_png_grid(path, fg::BatchView<float>(images.data(), pixels, n), 1, side, side, 10, opt);
+}
+
+/// Callback: a grid every `every` steps (samples_<step>.png) and samples.png at the end.
+template <class T>
+struct GridCallback {
+  fs::path out;
+  long long every;
+  std::uint64_t seed;
+  void on_step(T& t, const fg::StepStats& s) {
+    if (every > 0 && s.step % every == 0) {
+      char name[64];
+      std::snprintf(name, sizeof name, "samples_%06lld.png", s.step);
+      save_grid(t, out / name, seed);
+    }
+  }
+};
+
+/// Everything an image example does after building its trainer: load the data and the
+/// metric classifier, train with progress, log, grids, then report the metrics.
+template <class T>
+int run(T& trainer, const Options& o, const char* name) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Dataset train = fg::data::load_fashion_mnist<float>(fg::data::Split::train, o.data);
+  const Dataset test = fg::data::load_fashion_mnist<float>(fg::data::Split::test, o.data);
+  std::printf("%s: Fashion-MNIST %ld train / %ld test images from %s\n", name, static_cast<long>(train.size()),
+              static_cast<long>(test.size()), o.data.c_str());
+  fg::data::ShuffledBatches<float> batches(train);
+
+  const long long every = o.sample_every > 0 ? o.sample_every : std::max<long long>(1, o.steps / 5);
+  GridCallback<T> grids{o.out, every, o.seed};
+  const auto t1 = std::chrono::steady_clock::now();
+  trainer.fit(batches, o.steps, fg::callbacks::Progress(std::max<long long>(1, o.steps / 20)),
+              fg::callbacks::LossLog(o.out / "log.csv"), grids);
+  const double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  save_grid(trainer, o.out / "samples.png", o.seed);
+
+  Classifier classifier;
+  load_or_train_classifier(classifier, o.classifier, train, test);
+  Evaluator eval(classifier, train, test, o.eval_samples, o.seed);
+  const auto fake = generate(trainer, eval.samples(), fg::RandomStream{o.seed, 0x6576616cULL, 0});
+  const Scores s = eval.score_images({fake.data(), pixels, eval.samples()});
+  append_metrics(o.out / "metrics.csv", trainer.steps_done(), s);
+  fg::io::save_npy(o.out / "samples.npy",
+                   fg::ConstBatchView<float>(fake.data(), pixels, std::min<index_t>(eval.samples(), 100)));
+  fg::io::save_weights_npy(o.out / "generator.npy", trainer.generator());
+
+  std::printf("\n%s after %lld steps (batch %ld, %.1f s of training, %.2f s/step):\n", name, trainer.steps_done(),
+              static_cast<long>(o.batch), train_secs, train_secs / static_cast<double>(std::max(1LL, o.steps)));
+  print_scores("generated", s);
+  print_scores("held-out real (floor)", eval.floor());
+  std::printf("(%ld samples each, classifier penultimate features)\n", static_cast<long>(eval.samples()));
+  std::printf("wrote %s/{samples.png, samples_*.png, log.csv, metrics.csv, samples.npy, generator.npy}\n",
+              o.out.c_str());
+  std::printf("plot the losses: python3 tools/plot_log.py %s/log.csv --metrics %s/metrics.csv --out %s/losses.png\n",
+              o.out.c_str(), o.out.c_str(), o.out.c_str());
+  std::printf("total time %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return 0;
+}
+
+} // namespace fashion
