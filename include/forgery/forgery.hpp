@@ -20,6 +20,8 @@
 #include "forgery/data/toy.hpp"
 #include "forgery/layers/activation.hpp"
 #include "forgery/layers/context.hpp"
+#include "forgery/layers/conv2d.hpp"
+#include "forgery/layers/conv_transpose2d.hpp"
 #include "forgery/layers/dense.hpp"
 #include "forgery/layers/init.hpp"
 #include "forgery/layers/label_conditioning.hpp"

@@ -119,3 +119,171 @@ struct NormalFill {
 };
 
 } // namespace forgery::kernels
+
+// ---------------------------------------------------------------------------------------
+// Convolution: lowering images to columns (im2col), its adjoint (col2im), and moving
+// between per-sample CHW images and the row blocks of a GEMM over the whole batch.
+// ---------------------------------------------------------------------------------------
+
+namespace forgery {
+
+/// The geometry of a 2-D convolution from images (channels x height x width) to a grid of
+/// out_height x out_width kernel positions: output pixel (oy, ox) reads the K x K window
+/// whose top-left corner is (oy * stride - pad, ox * stride - pad), zeros outside.
+/// col2im is the adjoint map, so a transposed convolution uses the same geometry with the
+/// roles of image and grid swapped.
+struct ConvGeometry {
+  index_t channels, height, width;
+  index_t kernel, stride, pad;
+  index_t out_height, out_width;
+
+  /// Kernel positions per sample (the rows one sample contributes to the column matrix).
+  [[nodiscard]] FORGERY_HOST_DEVICE constexpr index_t pixels() const { return out_height * out_width; }
+  /// Values of one image.
+  [[nodiscard]] FORGERY_HOST_DEVICE constexpr index_t image_size() const { return channels * height * width; }
+  /// Columns of the column matrix: channels * kernel * kernel, index (c * K + ky) * K + kx.
+  [[nodiscard]] FORGERY_HOST_DEVICE constexpr index_t columns() const { return channels * kernel * kernel; }
+};
+
+} // namespace forgery
+
+namespace forgery::kernels {
+
+/// The range [begin, end) of grid positions o in [0, extent) whose tap o * stride + offset
+/// lands inside [0, size). Division-free: only the first and last few grid positions of a
+/// consistent geometry miss the image, so each loop runs at most about pad / stride times.
+struct ConvTapRange {
+  index_t begin, end;
+};
+FORGERY_HOST_DEVICE inline ConvTapRange conv_tap_range(index_t offset, index_t stride, index_t size, index_t extent) {
+  index_t begin = 0;
+  while (begin < extent && begin * stride + offset < 0) ++begin;
+  index_t end = extent;
+  while (end > begin && (end - 1) * stride + offset >= size) --end;
+  return {begin, end};
+}
+
+/// im2col: cols(j * P + p, (c * K + ky) * K + kx) = x_j(c, oy * s - pad + ky, ox * s - pad + kx)
+/// (zero outside the image), cols column-major with leading dimension ld >= batch * P.
+/// One index per (column, sample): a contiguous run of P outputs, so the index arithmetic
+/// is paid once per P values.
+template <class S>
+struct Im2Col {
+  ConvGeometry g;
+  index_t batch;
+  const S* x;
+  S* cols;
+  index_t ld;
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    const index_t j = i % batch, col = i / batch;
+    const index_t kx = col % g.kernel, ky = (col / g.kernel) % g.kernel, c = col / (g.kernel * g.kernel);
+    const S* plane = x + j * g.image_size() + c * g.height * g.width;
+    S* dst = cols + col * ld + j * g.pixels();
+    const index_t offset = kx - g.pad;
+    const ConvTapRange r = conv_tap_range(offset, g.stride, g.width, g.out_width);
+    for (index_t oy = 0; oy < g.out_height; ++oy, dst += g.out_width) {
+      const index_t iy = oy * g.stride - g.pad + ky;
+      if (iy < 0 || iy >= g.height) {
+        for (index_t ox = 0; ox < g.out_width; ++ox) dst[ox] = S(0);
+        continue;
+      }
+      const S* src = plane + iy * g.width;
+      for (index_t ox = 0; ox < r.begin; ++ox) dst[ox] = S(0);
+      if (g.stride == 1) // contiguous: lets the compiler vectorise the common case
+        for (index_t ox = r.begin; ox < r.end; ++ox) dst[ox] = src[ox + offset];
+      else
+        for (index_t ox = r.begin; ox < r.end; ++ox) dst[ox] = src[ox * g.stride + offset];
+      for (index_t ox = r.end; ox < g.out_width; ++ox) dst[ox] = S(0);
+    }
+  }
+};
+
+/// col2im, the adjoint of Im2Col: x_j(c, iy, ix) = bias[c] (or 0) + the sum of every column
+/// entry Im2Col would read from there, in increasing (ky, kx) order. One index per image
+/// row (sample, channel, iy): each output is written by one call, so there are no races
+/// and the summation order does not depend on the launch.
+template <class S>
+struct Col2Im {
+  ConvGeometry g;
+  index_t batch;
+  const S* cols;
+  index_t ld;
+  S* x;
+  const S* bias; ///< per channel; may be null
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    const index_t iy = i % g.height, plane = i / g.height; // plane = j * channels + c
+    const index_t c = plane % g.channels, j = plane / g.channels;
+    S* dst = x + plane * g.height * g.width + iy * g.width;
+    const S b = bias != nullptr ? bias[c] : S(0);
+    for (index_t ix = 0; ix < g.width; ++ix) dst[ix] = b;
+    // The window rows through iy: oy * stride - pad + ky == iy, i.e. ky = first + q stride
+    // with oy = top - q.
+    const index_t first = (iy + g.pad) % g.stride, top = (iy + g.pad) / g.stride;
+    for (index_t ky = first, oy = top; ky < g.kernel && oy >= 0; ky += g.stride, --oy) {
+      if (oy >= g.out_height) continue;
+      for (index_t kx = 0; kx < g.kernel; ++kx) {
+        const S* src = cols + ((c * g.kernel + ky) * g.kernel + kx) * ld + j * g.pixels() + oy * g.out_width;
+        const index_t offset = kx - g.pad;
+        const ConvTapRange r = conv_tap_range(offset, g.stride, g.width, g.out_width);
+        if (g.stride == 1)
+          for (index_t ox = r.begin; ox < r.end; ++ox) dst[ox + offset] += src[ox];
+        else
+          for (index_t ox = r.begin; ox < r.end; ++ox) dst[ox * g.stride + offset] += src[ox];
+      }
+    }
+  }
+};
+
+/// images_j(c, p) = rows(j * pixels + p, c) + bias[c]: a column-major (batch * pixels) x
+/// channels GEMM result (leading dimension ld) to per-sample CHW images. One index per
+/// (sample, channel).
+template <class S>
+struct RowsToImages {
+  index_t channels, pixels;
+  const S* rows;
+  index_t ld;
+  S* images;
+  const S* bias; ///< per channel; may be null
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    const index_t c = i % channels, j = i / channels;
+    const S* src = rows + c * ld + j * pixels;
+    S* dst = images + i * pixels;
+    const S b = bias != nullptr ? bias[c] : S(0);
+    for (index_t p = 0; p < pixels; ++p) dst[p] = src[p] + b;
+  }
+};
+
+/// The inverse move: rows(j * pixels + p, c) = images_j(c, p). One index per (sample, channel).
+template <class S>
+struct ImagesToRows {
+  index_t channels, pixels;
+  const S* images;
+  S* rows;
+  index_t ld;
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    const index_t c = i % channels, j = i / channels;
+    const S* src = images + i * pixels;
+    S* dst = rows + c * ld + j * pixels;
+    for (index_t p = 0; p < pixels; ++p) dst[p] = src[p];
+  }
+};
+
+/// out[c] = beta * out[c] + sum over samples and pixels of images_j(c, p), summed sample by
+/// sample in pixel order: one index per channel (a convolution's bias gradient).
+template <class S>
+struct ChannelSums {
+  index_t batch, channels, pixels;
+  const S* images;
+  S beta;
+  S* out;
+  FORGERY_HOST_DEVICE void operator()(index_t c) const {
+    S acc = S(0);
+    for (index_t j = 0; j < batch; ++j) {
+      const S* src = images + (j * channels + c) * pixels;
+      for (index_t p = 0; p < pixels; ++p) acc += src[p];
+    }
+    out[c] = (beta == S(0) ? S(0) : beta * out[c]) + acc;
+  }
+};
+
+} // namespace forgery::kernels

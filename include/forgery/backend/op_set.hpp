@@ -34,6 +34,31 @@ struct OpSet {
   static void col_sums(index_t rows, index_t cols, const S* a, index_t lda, S beta, S* out) {
     Self::for_each(cols, kernels::ColSums<S>{a, rows, lda, beta, out});
   }
+  /// Lowers `batch` CHW images (g.image_size() values each, contiguous) to the column matrix
+  /// of a convolution: cols(j * P + p, (c * K + ky) * K + kx), column-major with leading
+  /// dimension ld >= batch * g.pixels(), zeros where the window leaves the image.
+  static void im2col(const ConvGeometry& g, index_t batch, const S* x, S* cols, index_t ld) {
+    Self::for_each(g.columns() * batch, kernels::Im2Col<S>{g, batch, x, cols, ld});
+  }
+  /// The adjoint of im2col: each image value is the sum of the column entries im2col would
+  /// copy from it, plus bias[c] when bias is not null. Overwrites x.
+  static void col2im(const ConvGeometry& g, index_t batch, const S* cols, index_t ld, S* x, const S* bias = nullptr) {
+    Self::for_each(batch * g.channels * g.height, kernels::Col2Im<S>{g, batch, cols, ld, x, bias});
+  }
+  /// images_j(c, p) = rows(j * pixels + p, c) + bias[c] (bias may be null): a column-major
+  /// (batch * pixels) x channels matrix with leading dimension ld to CHW images.
+  static void rows_to_images(index_t batch, index_t channels, index_t pixels, const S* rows, index_t ld, S* images,
+                             const S* bias = nullptr) {
+    Self::for_each(batch * channels, kernels::RowsToImages<S>{channels, pixels, rows, ld, images, bias});
+  }
+  /// rows(j * pixels + p, c) = images_j(c, p), the inverse of rows_to_images without bias.
+  static void images_to_rows(index_t batch, index_t channels, index_t pixels, const S* images, S* rows, index_t ld) {
+    Self::for_each(batch * channels, kernels::ImagesToRows<S>{channels, pixels, images, rows, ld});
+  }
+  /// out[c] = beta * out[c] + sum over samples and pixels of images_j(c, p). Fixed order.
+  static void channel_sums(index_t batch, index_t channels, index_t pixels, const S* images, S beta, S* out) {
+    Self::for_each(channels, kernels::ChannelSums<S>{batch, channels, pixels, images, beta, out});
+  }
   /// n uniform values in (lo, hi); advances `rng` by the blocks used.
   static void fill_uniform(index_t n, S* x, RandomStream& rng, S lo, S hi) {
     const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
