@@ -18,6 +18,7 @@ int main(int argc, char** argv) try {
   cfg.seed = o.seed;
   cfg.batch = o.batch;
   cfg.ema_decay = 0.999;
+  cfg.ema_warmup = true;
   T trainer(cfg);
   return fashion::run(trainer, o, "fashion_dcgan");
 } catch (const std::exception& e) {

@@ -172,6 +172,23 @@ TEST_CASE("training is bitwise identical with 1 and 2 threads") {
   }
 }
 
+TEST_CASE("the EMA warm-up uses min(decay, (1 + t) / (10 + t))") {
+  using T = fg::Trainer<SmallG, SmallD, fg::loss::NonSaturating, fg::optim::SGD, fg::backend::Reference<double>>;
+  auto cfg = small_config<T>(0.05);
+  cfg.ema_decay = 0.5;
+  cfg.ema_warmup = true;
+  T t(cfg);
+  fg::data::Ring ring;
+  const index_t n = T::generator_type::param_count;
+  std::vector<double> ema(t.ema_params().begin(), t.ema_params().end());
+  for (int step = 0; step < 12; ++step) {
+    t.step(ring);
+    const double d = std::min(0.5, (1.0 + step) / (10.0 + step)); // 0.1, 0.18, ... then 0.5
+    for (index_t i = 0; i < n; ++i) ema[i] = d * ema[i] + (1 - d) * t.generator().params()[i];
+  }
+  for (index_t i = 0; i < n; ++i) CHECK(t.ema_params()[i] == doctest::Approx(ema[i]).epsilon(1e-12));
+}
+
 TEST_CASE("the EMA follows its definition and generate() uses it") {
   using T = fg::Trainer<SmallG, SmallD, fg::loss::NonSaturating, fg::optim::Adam, fg::backend::Cpu<double>>;
   typename T::Config cfg;

@@ -139,7 +139,11 @@ public:
     typename Opt::Config d_optimizer{};          ///< critic optimizer
     typename objective_type::Config objective{}; ///< loss and penalty settings
     double ema_decay = 0;                        ///< EMA of G's weights; 0 turns it off (e.g. 0.999)
-    bool check_finite = true;                    ///< throw numeric_error on a non-finite loss
+    /// Warm the EMA up: decay min(ema_decay, (1 + t) / (10 + t)) at the t-th generator
+    /// update (as TensorFlow's ExponentialMovingAverage with num_updates), so that a short
+    /// run's average is not dominated by the initial weights.
+    bool ema_warmup = false;
+    bool check_finite = true; ///< throw numeric_error on a non-finite loss
 
     void validate() const {
       if (batch <= 0) throw config_error("Trainer.batch", std::to_string(batch), "a positive batch size");
@@ -209,7 +213,13 @@ public:
   void train_generator() {
     generator_update();
     if (!ema_.empty()) {
-      const S decay = static_cast<S>(config_.ema_decay);
+      double d = config_.ema_decay;
+      if (config_.ema_warmup) {
+        const double t = static_cast<double>(g_updates_);
+        d = std::min(d, (1 + t) / (10 + t));
+      }
+      ++g_updates_;
+      const S decay = static_cast<S>(d);
       B::for_each(G_params(), kernels::EmaUpdate<S>{decay, g_.params(), ema_.data()});
     }
   }
@@ -472,6 +482,7 @@ private:
   };
   Stats stats_;
   long long steps_ = 0;
+  long long g_updates_ = 0; // generator updates so far (the EMA warm-up's t)
 };
 
 } // namespace forgery
