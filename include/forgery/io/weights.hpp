@@ -50,7 +50,10 @@ inline std::string shape_string(const std::vector<std::size_t>& shape) {
 
 /// The value text after `'key':` in a header dict, or throws naming the key.
 inline std::string_view npy_field(const std::string& name, std::string_view dict, std::string_view key) {
-  const std::string quoted = "'" + std::string(key) + "'";
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on "'" + std::string(key) at -O3.
+  std::string quoted(1, '\'');
+  quoted.append(key);
+  quoted.push_back('\'');
   const std::size_t at = dict.find(quoted);
   const std::size_t colon = at == std::string_view::npos ? at : dict.find(':', at + quoted.size());
   if (colon == std::string_view::npos)

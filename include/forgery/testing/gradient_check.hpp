@@ -24,6 +24,9 @@ struct GradientCheckOptions {
   std::uint64_t seed = 1234;  ///< probe inputs, tangents and output weights come from this
   bool check_dual = true;     ///< also check forward_dual / backward_dual (when supported)
   index_t max_checked = 4096; ///< per group, check at most this many entries (evenly strided)
+  /// Layers that draw (Dropout) get a random stream from this seed, rewound before every
+  /// forward pass so that each pass of the check sees the same draws.
+  std::uint64_t random_seed = 4321;
 };
 
 /// Maximum relative error per checked quantity, and the verdict.
@@ -87,7 +90,8 @@ double weighted_sum(ConstBatchView<S> a, const HostBuffer<S>& w) {
 
 /// Checks every gradient `net` computes against central differences, with probe data drawn
 /// from `opts.seed`. The network's parameters are used as they are (initialise it first)
-/// and left unchanged; its gradient buffer is overwritten.
+/// and left unchanged; its gradient buffer is overwritten, and its random stream is replaced
+/// by one from `opts.random_seed` during the check and cleared (set to null) after it.
 template <class Net>
 GradientCheckReport check_gradients(Net& net, const GradientCheckOptions& opts = {}) {
   using S = typename Net::scalar;
@@ -99,13 +103,32 @@ GradientCheckReport check_gradients(Net& net, const GradientCheckOptions& opts =
   const index_t n = opts.batch;
   const double h = opts.step;
 
+  // The stream layers draw from, rewound before every forward pass and detached on return
+  // (the network keeps no pointer to it).
+  const RandomStream layer_start{opts.random_seed, 0x6c61796572ULL, 0};
+  RandomStream layer_rng = layer_start;
+  struct StreamGuard {
+    Net& net;
+    ~StreamGuard() { net.set_random_stream(nullptr); }
+  } guard{net};
+  net.set_random_stream(&layer_rng);
+  auto forward = [&](ConstBatchView<S> in) {
+    layer_rng = layer_start;
+    return net.forward(in);
+  };
+  // Generic, so that its body is instantiated only for networks with a tangent pass.
+  auto forward_dual = [&](auto in, auto tangent) {
+    layer_rng = layer_start;
+    return net.forward_dual(in, tangent);
+  };
+
   RandomStream rng{opts.seed, 0x6772616443686bULL, 0};
   HostBuffer<S> x(nin * n), r(nout * n);
   B::fill_normal(x.size(), x.data(), rng, S(0), S(1));
   B::fill_normal(r.size(), r.data(), rng, S(0), S(1));
   const ConstBatchView<S> xv(x.data(), nin, n), rv(r.data(), nout, n);
 
-  auto loss = [&] { return detail::weighted_sum<S>(net.forward(xv), r); };
+  auto loss = [&] { return detail::weighted_sum<S>(forward(xv), r); };
   auto probe = [&](S* v, index_t count, const HostBuffer<S>& analytic, auto&& objective) {
     detail::ErrorAccumulator acc;
     for (index_t i = 0; i < count; i += detail::stride_for(count, opts.max_checked)) {
@@ -126,7 +149,7 @@ GradientCheckReport check_gradients(Net& net, const GradientCheckOptions& opts =
 
   // First order: L = r . net(x).
   net.zero_grad();
-  net.forward(xv);
+  forward(xv);
   const ConstBatchView<S> dx = net.backward(rv, Grad::both);
   HostBuffer<S> gx(dx.size()), gp(Net::param_count);
   std::copy(dx.data(), dx.data() + dx.size(), gx.data());
@@ -145,7 +168,7 @@ GradientCheckReport check_gradients(Net& net, const GradientCheckOptions& opts =
 
       // Directional derivative: ty against (y(x + h t) - y(x - h t)) / 2h, per output.
       {
-        const auto [y0, ty] = net.forward_dual(xv, tv);
+        const auto [y0, ty] = forward_dual(xv, tv);
         HostBuffer<S> ty_copy(ty.size());
         std::copy(ty.data(), ty.data() + ty.size(), ty_copy.data());
         HostBuffer<S> xp(x), xm(x);
@@ -154,9 +177,9 @@ GradientCheckReport check_gradients(Net& net, const GradientCheckOptions& opts =
           xm[i] = x[i] - h * t[i];
         }
         HostBuffer<S> yp(ty.size());
-        const ConstBatchView<S> up = net.forward(ConstBatchView<S>(xp.data(), nin, n));
+        const ConstBatchView<S> up = forward(ConstBatchView<S>(xp.data(), nin, n));
         std::copy(up.data(), up.data() + up.size(), yp.data());
-        const ConstBatchView<S> down = net.forward(ConstBatchView<S>(xm.data(), nin, n));
+        const ConstBatchView<S> down = forward(ConstBatchView<S>(xm.data(), nin, n));
         detail::ErrorAccumulator acc;
         for (index_t i = 0; i < ty_copy.size(); ++i) {
           acc.analytic.push_back(ty_copy[i]);
@@ -167,11 +190,11 @@ GradientCheckReport check_gradients(Net& net, const GradientCheckOptions& opts =
 
       // Second order: Q = s . y + q . ty, differentiated through the tangent pass.
       auto dual_objective = [&] {
-        const auto [y, ty] = net.forward_dual(xv, tv);
+        const auto [y, ty] = forward_dual(xv, tv);
         return detail::weighted_sum<S>(y, s) + detail::weighted_sum<S>(ty, q);
       };
       net.zero_grad();
-      net.forward_dual(xv, tv);
+      forward_dual(xv, tv);
       const auto [gdx, gdt] = net.backward_dual(sv, qv, Grad::both);
       HostBuffer<S> qx(gdx.size()), qt(gdt.size()), qp(Net::param_count);
       std::copy(gdx.data(), gdx.data() + gdx.size(), qx.data());

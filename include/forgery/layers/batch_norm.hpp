@@ -1,0 +1,255 @@
+// BatchNorm (Ioffe & Szegedy 2015): per-channel normalisation over the batch (and the
+// spatial positions of an image), with running statistics for evaluation.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "forgery/backend/op_set.hpp"
+#include "forgery/core/batch_view.hpp"
+#include "forgery/core/config.hpp"
+#include "forgery/core/error.hpp"
+#include "forgery/core/philox.hpp"
+#include "forgery/core/shape.hpp"
+#include "forgery/layers/context.hpp"
+#include "forgery/layers/init.hpp"
+
+namespace forgery {
+
+namespace kernels {
+
+// Element (channel c, position k, sample n) of a batch with `channels` x `spatial` values
+// per sample sits at n * channels * spatial + c * spatial + k.
+
+/// One index per channel: batch mean and inverse standard deviation (biased variance, two
+/// passes in a fixed order), and the running estimates updated with the unbiased variance.
+template <class S>
+struct BatchNormStatistics {
+  const S* x;
+  index_t channels, spatial, batch;
+  S momentum, eps;
+  S* mean;
+  S* inv_std;
+  S* running_mean;
+  S* running_var;
+  FORGERY_HOST_DEVICE void operator()(index_t c) const {
+    const index_t stride = channels * spatial;
+    const S count = static_cast<S>(batch * spatial);
+    S acc = S(0);
+    for (index_t n = 0; n < batch; ++n) {
+      const S* xc = x + n * stride + c * spatial;
+      for (index_t k = 0; k < spatial; ++k) acc += xc[k];
+    }
+    const S mu = acc / count;
+    S sq = S(0);
+    for (index_t n = 0; n < batch; ++n) {
+      const S* xc = x + n * stride + c * spatial;
+      for (index_t k = 0; k < spatial; ++k) {
+        const S d = xc[k] - mu;
+        sq += d * d;
+      }
+    }
+    mean[c] = mu;
+    inv_std[c] = S(1) / std::sqrt(sq / count + eps);
+    running_mean[c] = (S(1) - momentum) * running_mean[c] + momentum * mu;
+    running_var[c] = (S(1) - momentum) * running_var[c] + momentum * (sq / (count - S(1)));
+  }
+};
+
+/// One index per channel: the running statistics as the normalisation's mean and 1/std.
+template <class S>
+struct BatchNormRunningStatistics {
+  const S* running_mean;
+  const S* running_var;
+  S eps;
+  S* mean;
+  S* inv_std;
+  FORGERY_HOST_DEVICE void operator()(index_t c) const {
+    mean[c] = running_mean[c];
+    inv_std[c] = S(1) / std::sqrt(running_var[c] + eps);
+  }
+};
+
+/// y = gamma_c (x - mean_c) inv_std_c + beta_c, one index per element.
+template <class S>
+struct BatchNormApply {
+  const S* x;
+  const S* gamma;
+  const S* beta;
+  const S* mean;
+  const S* inv_std;
+  index_t channels, spatial;
+  S* y;
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    const index_t c = (i / spatial) % channels;
+    y[i] = gamma[c] * ((x[i] - mean[c]) * inv_std[c]) + beta[c];
+  }
+};
+
+/// One index per channel: sum dy and sum dy * x_hat (x_hat = (x - mean) inv_std), kept
+/// for the input gradient and added into dgamma, dbeta when g is not null.
+template <class S>
+struct BatchNormGradientSums {
+  const S* x;
+  const S* dy;
+  const S* mean;
+  const S* inv_std;
+  index_t channels, spatial, batch;
+  S* sum_dy;
+  S* sum_dy_xhat;
+  S* g; // dgamma (channels), then dbeta; may be null
+  FORGERY_HOST_DEVICE void operator()(index_t c) const {
+    const index_t stride = channels * spatial;
+    const S mu = mean[c], r = inv_std[c];
+    S s = S(0), sx = S(0);
+    for (index_t n = 0; n < batch; ++n) {
+      const index_t base = n * stride + c * spatial;
+      for (index_t k = 0; k < spatial; ++k) {
+        s += dy[base + k];
+        sx += dy[base + k] * ((x[base + k] - mu) * r);
+      }
+    }
+    sum_dy[c] = s;
+    sum_dy_xhat[c] = sx;
+    if (g != nullptr) {
+      g[c] += sx;
+      g[channels + c] += s;
+    }
+  }
+};
+
+/// The input gradient, one index per element. With batch statistics (the mean and the
+/// variance depend on every x of the channel) dx = gamma r (dy - mean(dy) - x_hat
+/// mean(dy x_hat)); with running statistics dx = gamma r dy.
+template <class S>
+struct BatchNormInputGradient {
+  const S* x;
+  const S* dy;
+  const S* gamma;
+  const S* mean;
+  const S* inv_std;
+  const S* sum_dy;
+  const S* sum_dy_xhat;
+  index_t channels, spatial;
+  S inv_count; // 1 / (batch * spatial), or 0 for running statistics
+  S* dx;
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    const index_t c = (i / spatial) % channels;
+    const S r = inv_std[c];
+    const S xhat = (x[i] - mean[c]) * r;
+    dx[i] = gamma[c] * r * (dy[i] - inv_count * (sum_dy[c] + xhat * sum_dy_xhat[c]));
+  }
+};
+
+} // namespace kernels
+
+namespace detail {
+
+template <class In, double Momentum, double Eps, class B>
+class BatchNormLayer {
+public:
+  using backend = B;
+  using scalar = typename B::scalar;
+  using S = scalar;
+  using input_shape = In;
+  using output_shape = In;
+  /// Channels (rank 3: C of C x H x W; rank 1: the features) and positions per channel.
+  static constexpr index_t channels = In::dims[0];
+  static constexpr index_t spatial = In::size / channels;
+  /// gamma (channels), then beta (channels).
+  static constexpr index_t param_count = 2 * channels;
+  /// Running mean (channels), then running variance (channels): saved with the parameters.
+  static constexpr index_t state_count = 2 * channels;
+  static constexpr const char* name = "BatchNorm";
+
+  BatchNormLayer() {
+    running_.resize(state_count);
+    stats_.resize(4 * channels);
+    reset_state();
+  }
+
+  /// gamma = 1, beta = 0 whatever the scheme: the layer starts as a plain normalisation.
+  void init_params(S* p, RandomStream&, Init) const {
+    B::fill(channels, p, S(1));
+    B::fill(channels, p + channels, S(0));
+  }
+  void init_state(const S*, RandomStream&) { reset_state(); }
+  [[nodiscard]] S* state() noexcept { return running_.data(); }
+  [[nodiscard]] const S* state() const noexcept { return running_.data(); }
+
+  void forward(const S* p, ConstBatchView<S> x, BatchView<S> y, const Context& ctx) {
+    const index_t n = x.batch();
+    S* const mean = stats_.data();
+    S* const inv_std = mean + channels;
+    batch_statistics_ = ctx.mode == Mode::train;
+    if (batch_statistics_) {
+      if (n * spatial < 2)
+        throw shape_error("fg::BatchNorm in train mode (values per channel: batch x positions)",
+                          "at least 2 (use a batch of 2 or more, or call Network::eval() first)",
+                          std::to_string(n * spatial));
+      B::for_each(channels, kernels::BatchNormStatistics<S>{x.data(), channels, spatial, n, static_cast<S>(Momentum),
+                                                            static_cast<S>(Eps), mean, inv_std, running_.data(),
+                                                            running_.data() + channels});
+    } else {
+      B::for_each(channels, kernels::BatchNormRunningStatistics<S>{running_.data(), running_.data() + channels,
+                                                                   static_cast<S>(Eps), mean, inv_std});
+    }
+    B::for_each(x.size(),
+                kernels::BatchNormApply<S>{x.data(), p, p + channels, mean, inv_std, channels, spatial, y.data()});
+  }
+
+  // Uses the statistics of the last forward pass (the batch's in train mode, the running
+  // ones in eval mode), which must have been on the same x.
+  void backward(const S* p, S* g, ConstBatchView<S> x, ConstBatchView<S>, ConstBatchView<S> dy, BatchView<S> dx) {
+    if (g == nullptr && dx.empty()) return;
+    const index_t n = x.batch();
+    S* const mean = stats_.data();
+    S* const inv_std = mean + channels;
+    S* const sum_dy = inv_std + channels;
+    S* const sum_dy_xhat = sum_dy + channels;
+    B::for_each(channels, kernels::BatchNormGradientSums<S>{x.data(), dy.data(), mean, inv_std, channels, spatial, n,
+                                                            sum_dy, sum_dy_xhat, g});
+    if (dx.empty()) return;
+    const S inv_count = batch_statistics_ ? S(1) / static_cast<S>(n * spatial) : S(0);
+    B::for_each(x.size(), kernels::BatchNormInputGradient<S>{x.data(), dy.data(), p, mean, inv_std, sum_dy, sum_dy_xhat,
+                                                             channels, spatial, inv_count, dx.data()});
+  }
+
+private:
+  void reset_state() {
+    B::fill(channels, running_.data(), S(0));
+    B::fill(channels, running_.data() + channels, S(1));
+  }
+
+  typename B::template buffer<S> running_;
+  // Per channel: mean and 1/std of the last forward, then the two gradient sums.
+  typename B::template buffer<S> stats_;
+  bool batch_statistics_ = true;
+};
+
+} // namespace detail
+
+/// Batch normalisation: per channel (of C x H x W, over the batch and the H x W positions)
+/// or per feature (of a flat input, over the batch), then a learned scale gamma and shift
+/// beta. Train mode normalises with the batch's statistics (biased variance) and updates
+/// running estimates (unbiased variance, as PyTorch); eval mode normalises with those.
+/// It has no tangent pass, so it cannot sit in a critic with an input-gradient penalty
+/// (use LayerNorm there).
+/// \tparam Momentum weight of the new batch in the running estimates (PyTorch's momentum).
+/// \tparam Eps added to the variance before the square root.
+template <double Momentum = 0.1, double Eps = 1e-5>
+struct BatchNorm {
+  static_assert(Momentum >= 0.0 && Momentum <= 1.0, "fg::BatchNorm<Momentum, Eps>: Momentum must lie in [0, 1].");
+  static_assert(Eps > 0.0, "fg::BatchNorm<Momentum, Eps>: Eps must be positive.");
+  template <class In>
+  struct bind {
+    static_assert(In::rank == 1 || In::rank == 3,
+                  "fg::BatchNorm normalises a flat input (per feature) or a C x H x W input (per channel); "
+                  "reshape the input to one of those.");
+    using output_shape = In;
+    template <class B>
+    using layer = detail::BatchNormLayer<In, Momentum, Eps, B>;
+  };
+};
+
+} // namespace forgery
