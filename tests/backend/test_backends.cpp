@@ -536,3 +536,25 @@ TEST_CASE("the thread-count test restores the OpenMP setting") {
 }
 
 #endif
+
+TEST_CASE_TEMPLATE("Cpu sum and dot do not depend on the address of their operands", S, float, double) {
+  // The same values at every offset modulo a cache line: the summation grouping must depend
+  // on n only, or results would change with where an allocator put a buffer.
+  const index_t n = 70001;
+  const std::vector<S> x = random_values<S>(n, 61), y = random_values<S>(n, 62);
+  std::vector<S> xs(n + 16), ys(n + 16);
+  std::vector<S> sums, dots;
+  for (index_t off = 0; off < 16; ++off) {
+    std::copy(x.begin(), x.end(), xs.begin() + off);
+    std::copy(y.begin(), y.end(), ys.begin() + off);
+    sums.push_back(fg::backend::Cpu<S>::sum(n, xs.data() + off));
+    dots.push_back(fg::backend::Cpu<S>::dot(n, xs.data() + off, ys.data() + off));
+  }
+  for (std::size_t i = 1; i < sums.size(); ++i) {
+    CHECK(same_bits(std::vector<S>{sums[i]}, std::vector<S>{sums[0]}));
+    CHECK(same_bits(std::vector<S>{dots[i]}, std::vector<S>{dots[0]}));
+  }
+  double ref = 0;
+  for (S v : x) ref += static_cast<double>(v);
+  CHECK(static_cast<double>(sums[0]) == doctest::Approx(ref).epsilon(sizeof(S) == 4 ? 1e-4 : 1e-12));
+}

@@ -105,19 +105,39 @@ struct Cpu : OpSet<Cpu<S>, S> {
       run<Eigen::RowMajor, Eigen::RowMajor>(m, n, k, alpha, a, lda, b, ldb, c, ldc);
   }
 
-  /// Sum of x[0..n): fixed-size chunks, each reduced by Eigen's vectorised kernel, then
-  /// the chunk sums added in order; the result is the same for any thread count.
+  /// Sum of x[0..n): fixed-size chunks, each reduced in 16 interleaved lanes, then the
+  /// chunk sums added in order. The grouping depends on n only, not on the thread count nor
+  /// on the address of x (Eigen's reductions peel to an aligned start, so their grouping,
+  /// and the last bits, change with the buffer's alignment).
   static S sum(index_t n, const S* x) {
-    return chunked_reduce(n, [x](index_t lo, index_t len) { return vector(x + lo, len).sum(); });
+    return chunked_reduce(
+        n, [x](index_t lo, index_t len) { return lane_reduce(len, [x, lo](index_t i) { return x[lo + i]; }); });
   }
   static S dot(index_t n, const S* x, const S* y) {
-    return chunked_reduce(n, [x, y](index_t lo, index_t len) { return vector(x + lo, len).dot(vector(y + lo, len)); });
+    return chunked_reduce(n, [x, y](index_t lo, index_t len) {
+      return lane_reduce(len, [x, y, lo](index_t i) { return x[lo + i] * y[lo + i]; });
+    });
   }
 
 private:
   static constexpr index_t reduce_chunk = 4096;
 
-  static auto vector(const S* p, index_t len) { return Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(p, len); }
+  // sum_i term(i) for i < len: lane k accumulates the terms i = k mod 16 (independent
+  // accumulators, which the compiler vectorises without reassociating), then the lanes are
+  // combined pairwise in a fixed order and the tail added.
+  template <class Term>
+  static S lane_reduce(index_t len, Term term) {
+    constexpr index_t lanes = 16;
+    S acc[lanes] = {};
+    index_t i = 0;
+    for (; i + lanes <= len; i += lanes)
+      for (index_t k = 0; k < lanes; ++k) acc[k] += term(i + k);
+    S tail = S(0);
+    for (; i < len; ++i) tail += term(i);
+    for (index_t w = lanes / 2; w > 0; w /= 2)
+      for (index_t k = 0; k < w; ++k) acc[k] += acc[k + w];
+    return acc[0] + tail;
+  }
 
   // `chunk(lo, len)` reduces one chunk. Chunk boundaries depend only on n, and the partial
   // sums live in a grow-only per-thread buffer, so a steady-state call allocates nothing.
