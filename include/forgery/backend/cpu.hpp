@@ -129,11 +129,11 @@ private:
   static S lane_reduce(index_t len, Term term) {
     constexpr index_t lanes = 16;
     S acc[lanes] = {};
-    index_t i = 0;
-    for (; i + lanes <= len; i += lanes)
-      for (index_t k = 0; k < lanes; ++k) acc[k] += term(i + k);
+    const index_t blocks = len / lanes;
+    for (index_t b = 0; b < blocks; ++b)
+      for (index_t k = 0; k < lanes; ++k) acc[k] += term(b * lanes + k);
     S tail = S(0);
-    for (; i < len; ++i) tail += term(i);
+    for (index_t i = blocks * lanes; i < len; ++i) tail += term(i);
     for (index_t w = lanes / 2; w > 0; w /= 2)
       for (index_t k = 0; k < w; ++k) acc[k] += acc[k + w];
     return acc[0] + tail;
