@@ -12,11 +12,11 @@
 
 namespace {
 constexpr fg::index_t latent = 64, K = fashion::classes;
-using G = fg::Sequential<fg::Input<latent>, fg::ConcatEmbedding<K, 16>, fg::Dense<128 * 7 * 7, false>,
-                         fg::Reshape<128, 7, 7>, fg::BatchNorm<>, fg::ReLU, fg::ConvTranspose2d<64, 4, 2, 1, false>,
+using G = fg::Sequential<fg::Input<latent>, fg::ConcatEmbedding<K, 16>, fg::Dense<64 * 7 * 7, false>,
+                         fg::Reshape<64, 7, 7>, fg::BatchNorm<>, fg::ReLU, fg::ConvTranspose2d<32, 4, 2, 1, false>,
                          fg::BatchNorm<>, fg::ReLU, fg::ConvTranspose2d<1, 4, 2, 1>, fg::Tanh>;
-using D = fg::Sequential<fg::Input<1, 28, 28>, fg::SpectralNorm<fg::Conv2d<64, 4, 2, 1>>, fg::LeakyReLU<>,
-                         fg::SpectralNorm<fg::Conv2d<128, 4, 2, 1>>, fg::LeakyReLU<>, fg::Flatten, fg::Projection<K>>;
+using D = fg::Sequential<fg::Input<1, 28, 28>, fg::SpectralNorm<fg::Conv2d<32, 4, 2, 1>>, fg::LeakyReLU<>,
+                         fg::SpectralNorm<fg::Conv2d<64, 4, 2, 1>>, fg::LeakyReLU<>, fg::Flatten, fg::Projection<K>>;
 using T = fg::Trainer<G, D, fg::loss::Hinge, fg::optim::Adam>;
 } // namespace
 

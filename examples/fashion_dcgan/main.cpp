@@ -1,7 +1,7 @@
-// fashion_dcgan: Radford et al.'s DCGAN scaled to 28x28 Fashion-MNIST: transposed
-// convolutions with BatchNorm and ReLU in G, strided convolutions with LeakyReLU in D,
-// N(0, 0.02) weights, Adam(2e-4, 0.5). Writes sample grids and a log; prints Frechet
-// distance and KID against real images.
+// fashion_dcgan: Radford et al.'s DCGAN scaled to 28x28 Fashion-MNIST, at half the usual
+// width (fashion_common/dcgan_specs.hpp): transposed convolutions with BatchNorm and ReLU in
+// G, strided convolutions with LeakyReLU in D, N(0, 0.02) weights, Adam(2e-4, 0.5). Writes
+// sample grids and a log; prints Frechet distance and KID against real images.
 #include <cstdio>
 #include <exception>
 
