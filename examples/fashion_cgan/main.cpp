@@ -31,7 +31,7 @@ int main(int argc, char** argv) try {
   cfg.init = fg::Init::dcgan_normal;
   cfg.g_optimizer = {2e-4, 0.5, 0.999, 1e-8, 0.0};
   cfg.d_optimizer = {2e-4, 0.5, 0.999, 1e-8, 0.0};
-  cfg.ema_decay = 0.999;
+  cfg.ema_decay = o.ema;
   cfg.ema_warmup = true;
   T trainer(cfg);
   return fashion::run(trainer, o, "fashion_cgan");

@@ -43,6 +43,7 @@ struct Options {
   fs::path out, data, classifier;
   index_t eval_samples = 2000;
   long long sample_every = 0;
+  double ema = 0.999;
 };
 
 inline Options parse(int argc, char** argv, const char* name, const char* what, long long steps, index_t batch) {
@@ -50,13 +51,15 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
   const std::string out = std::string(name) + "_out";
   const std::string usage = std::string("usage: ") + name +
                             " [--steps N] [--batch N] [--seed S] [--out DIR] [--data DIR] [--classifier FILE]"
-                            " [--eval N] [--sample-every N]\n" +
+                            " [--eval N] [--sample-every N] [--ema D]\n" +
                             what +
                             "\n  --data DIR        Fashion-MNIST IDX files (default: $FORGERY_FASHION_MNIST or "
                             "/usr/share/datasets/fashion-mnist)\n"
                             "  --classifier FILE the metric classifier's weights; trained and saved there when "
                             "missing (default: fashion_classifier_out/classifier.npy)\n"
-                            "  --eval N          samples for Frechet distance and KID (default 2000)\n";
+                            "  --eval N          samples for Frechet distance and KID (default 2000)\n"
+                            "  --ema D           EMA decay of G's weights for grids and metrics, with warm-up (default "
+                            "0.999; 0: the live weights)\n";
   const toy::Args args(argc, argv,
                        {{"steps", std::to_string(steps)},
                         {"batch", std::to_string(batch)},
@@ -65,7 +68,8 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
                         {"data", fg::data::fashion_mnist_dir().string()},
                         {"classifier", "fashion_classifier_out/classifier.npy"},
                         {"eval", "2000"},
-                        {"sample-every", "0"}},
+                        {"sample-every", "0"},
+                        {"ema", "0.999"}},
                        usage.c_str());
   Options o;
   o.steps = args.integer("steps");
@@ -76,6 +80,7 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
   o.classifier = args.str("classifier");
   o.eval_samples = static_cast<index_t>(args.integer("eval"));
   o.sample_every = args.integer("sample-every");
+  o.ema = std::stod(args.str("ema"));
   if (o.steps < 0) throw fg::config_error("--steps", std::to_string(o.steps), "a non-negative step count");
   if (o.eval_samples < 2) throw fg::config_error("--eval", std::to_string(o.eval_samples), "at least 2 samples");
   fs::create_directories(o.out);

@@ -17,7 +17,7 @@ int main(int argc, char** argv) try {
   auto cfg = fg::dcgan_config<T>();
   cfg.seed = o.seed;
   cfg.batch = o.batch;
-  cfg.ema_decay = 0.999;
+  cfg.ema_decay = o.ema;
   cfg.ema_warmup = true;
   T trainer(cfg);
   return fashion::run(trainer, o, "fashion_dcgan");
