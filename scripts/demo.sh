@@ -13,6 +13,6 @@ cmake --preset release
 cmake --build --preset release --target "$DEMO"
 if [[ "$DEMO" == fashion_dcgan && $# -eq 0 ]]; then
   # The metric classifier is trained on the first run (about 1.5 min) and reused after.
-  set -- --steps 1500 --out demo_out/fashion_dcgan --classifier demo_out/classifier.npy
+  set -- --steps 2500 --out demo_out/fashion_dcgan --classifier demo_out/classifier.npy
 fi
 exec "build/release/examples/$DEMO" "$@"
