@@ -6,6 +6,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -104,6 +106,45 @@ TEST_CASE("conditional updates follow the exact gradients of the reported losses
     using T = RefTrainer<OneHotG, AuxD, fg::Objective<fg::loss::NonSaturating, fg::loss::AuxClassifier<K>>>;
     static_assert(T::critic_rows == 1 + K);
     check_conditional_gradients<T>();
+  }
+}
+
+using PlainG = fg::Sequential<fg::Input<3>, fg::Dense<5>, fg::Tanh, fg::Dense<2>>;
+using BnD = fg::Sequential<fg::Input<2>, fg::Dense<6, false>, fg::BatchNorm<>, fg::Tanh, fg::Dense<1>>;
+using BnProjD = fg::Sequential<fg::Input<2>, fg::Dense<6, false>, fg::BatchNorm<>, fg::Tanh, fg::Projection<K>>;
+
+TEST_CASE("a critic with BatchNorm sees real and fake as separate batches, with exact gradients") {
+  static_assert(RefTrainer<PlainG, BnD, fg::loss::NonSaturating>::split_critic_batches);
+  static_assert(!RefTrainer<PlainG, OneHotD, fg::loss::NonSaturating>::split_critic_batches);
+  SUBCASE("non-saturating") { check_conditional_gradients<RefTrainer<PlainG, BnD, fg::loss::NonSaturating>>(); }
+  SUBCASE("relativistic average") {
+    check_conditional_gradients<RefTrainer<PlainG, BnD, fg::loss::RelativisticAverage>>();
+  }
+  SUBCASE("conditional, projection head") {
+    check_conditional_gradients<RefTrainer<OneHotG, BnProjD, fg::loss::Hinge>>();
+  }
+  SUBCASE("the reported loss is that of two separate batches") {
+    using T = RefTrainer<PlainG, BnD, fg::loss::NonSaturating>;
+    T t(small_config<T>(1e-3));
+    fg::data::Ring ring(K);
+    t.step(ring);
+    T before = t;
+    t.train_critic(ring);
+    // Replay the critic update's draws on the copy: the real batch, then the noise.
+    const index_t n = 5;
+    fg::RandomStream data = *before.random_streams()[1], noise = *before.random_streams()[0];
+    std::vector<double> real(2 * n), z(3 * n), fake(2 * n);
+    ring.sample(data, fg::BatchView<double>(real.data(), 2, n));
+    fg::backend::Reference<double>::fill_normal(3 * n, z.data(), noise, 0.0, 1.0);
+    const auto g = before.generator().forward({z.data(), 3, n});
+    std::copy(g.data(), g.data() + 2 * n, fake.data());
+    auto softplus = [](double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); };
+    double expect = 0;
+    const auto lr = before.discriminator().forward({real.data(), 2, n});
+    for (index_t j = 0; j < n; ++j) expect += softplus(-lr(0, j)) / n;
+    const auto lf = before.discriminator().forward({fake.data(), 2, n});
+    for (index_t j = 0; j < n; ++j) expect += softplus(lf(0, j)) / n;
+    CHECK(t.last_stats().d_loss == doctest::Approx(expect).epsilon(1e-12));
   }
 }
 

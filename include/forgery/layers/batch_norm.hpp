@@ -161,6 +161,8 @@ public:
   /// Running mean (channels), then running variance (channels): saved with the parameters.
   static constexpr index_t state_count = 2 * channels;
   static constexpr const char* name = "BatchNorm";
+  /// Train-mode outputs depend on the whole batch (the Trainer then splits real and fake).
+  static constexpr bool batch_statistics = true;
 
   BatchNormLayer() {
     running_.resize(state_count);

@@ -162,6 +162,16 @@ private:
     return m;
   }
   template <std::size_t... I>
+  static constexpr bool any_batch_statistics(std::index_sequence<I...>) {
+    return ([] {
+      using L = std::tuple_element_t<I, layers_type>;
+      if constexpr (requires { L::batch_statistics; })
+        return bool(L::batch_statistics);
+      else
+        return false;
+    }() || ...);
+  }
+  template <std::size_t... I>
   static constexpr bool all_dual(std::index_sequence<I...>) {
     return (DualLayer<std::tuple_element_t<I, layers_type>> && ...);
   }
@@ -175,6 +185,9 @@ public:
   /// Number of classes the network conditions on (0: unconditional); its passes then need
   /// labels (set_labels).
   static constexpr index_t label_classes = max_classes(std::make_index_sequence<depth>{});
+  /// Whether a layer normalises with statistics of the whole batch in train mode
+  /// (BatchNorm), so that a sample's output depends on the others in its batch.
+  static constexpr bool uses_batch_statistics = any_batch_statistics(std::make_index_sequence<depth>{});
   /// Whether every layer supports the tangent pass (needed by input-gradient penalties).
   static constexpr bool supports_dual = all_dual(std::make_index_sequence<depth>{});
 

@@ -126,6 +126,9 @@ public:
                                          ? generator_type::label_classes
                                          : discriminator_type::label_classes;
   static constexpr bool conditional = classes > 0;
+  /// Whether the critic sees real and fake as separate batches (it has a batch-statistics
+  /// layer such as BatchNorm) rather than one batch of 2n.
+  static constexpr bool split_critic_batches = discriminator_type::uses_batch_statistics;
   static constexpr index_t latent_size = G::input_shape::size;
   static constexpr index_t sample_size = D::input_shape::size;
 
@@ -329,8 +332,7 @@ private:
       source.sample(data_, BatchView<S>(real, sample_size, n));
     }
     generate_fakes();
-    // Real and fake go through the critic as one batch of 2n: one GEMM per layer.
-    const auto out = d_.forward({critic_in_.data(), sample_size, 2 * n});
+    const ConstBatchView<S> out = critic_forward_both();
     const S* logits = adversarial_logits(out);
     const S loss = objective_.loss.template discriminator<B>(n, logits, logits + n, d_logits_.data(),
                                                              d_logits_.data() + n, loss_work_.data());
@@ -341,9 +343,9 @@ private:
       scatter_adversarial_gradient(2 * n);
       objective_.template critic_heads<B>(n, out.data(), labels_.data(), d_out_grad_.data(), loss_work_.data(),
                                           stats_.values.data());
-      d_.backward({d_out_grad_.data(), critic_rows, 2 * n}, Grad::params);
+      critic_backward_both(d_out_grad_.data());
     } else {
-      d_.backward({d_logits_.data(), 1, 2 * n}, Grad::params);
+      critic_backward_both(d_logits_.data());
     }
     objective_.apply_penalties(d_, ConstBatchView<S>(real, sample_size, n), ConstBatchView<S>(fake, sample_size, n),
                                penalty_, workspace_, stats_.values.data());
@@ -368,20 +370,24 @@ private:
     ConstBatchView<S> dx;
     if constexpr (loss_type::generator_uses_real) {
       // Relativistic losses compare with the critic's view of the last real batch.
-      if constexpr (conditional) d_.set_labels(labels_.data(), 2 * n);
-      const auto out = d_.forward({critic_in_.data(), sample_size, 2 * n});
+      const ConstBatchView<S> out = critic_forward_both();
       const S* logits = adversarial_logits(out);
       loss = objective_.loss.template generator<B>(n, logits, logits + n, d_logits_.data() + n, loss_work_.data());
       B::fill(n, d_logits_.data(), S(0));
+      const S* grad = d_logits_.data();
       if constexpr (critic_rows > 1) {
         scatter_adversarial_gradient(2 * n);
         loss += objective_.template generator_heads<B>(n, out.data() + critic_rows * n, labels_.data() + n,
                                                        d_out_grad_.data() + critic_rows * n, loss_work_.data());
-        dx = d_.backward({d_out_grad_.data(), critic_rows, 2 * n}, Grad::input);
-      } else {
-        dx = d_.backward({d_logits_.data(), 1, 2 * n}, Grad::input);
+        grad = d_out_grad_.data();
       }
-      dx = ConstBatchView<S>(dx.data() + sample_size * n, sample_size, n);
+      if constexpr (split_critic_batches) {
+        // The critic's activations are the fake pass's (critic_forward_both runs it last).
+        dx = d_.backward({grad + critic_rows * n, critic_rows, n}, Grad::input);
+      } else {
+        dx = d_.backward({grad, critic_rows, 2 * n}, Grad::input);
+        dx = ConstBatchView<S>(dx.data() + sample_size * n, sample_size, n);
+      }
     } else {
       if constexpr (conditional) d_.set_labels(labels_.data() + n, n);
       const auto out = d_.forward({critic_in_.data() + sample_size * n, sample_size, n});
@@ -406,6 +412,40 @@ private:
     stats_.g_grad_norm = std::sqrt(static_cast<double>(B::dot(G_params(), g_.grads(), g_.grads())));
     g_opt_.step(g_.params(), g_.grads());
     g_.after_step();
+  }
+
+  // The critic on [real | fake] (critic_rows x 2n). One batch of 2n, one GEMM per layer,
+  // unless a layer normalises with batch statistics (BatchNorm): then real and fake are
+  // separate batches, as in the DCGAN reference code, since statistics shared by both would
+  // let the critic compare them through the normalisation (it collapses training). The
+  // fake pass runs last, so its activations are the ones a following backward sees.
+  ConstBatchView<S> critic_forward_both() {
+    const index_t n = config_.batch;
+    if constexpr (!split_critic_batches) {
+      if constexpr (conditional) d_.set_labels(labels_.data(), 2 * n);
+      return d_.forward({critic_in_.data(), sample_size, 2 * n});
+    } else {
+      split_out_.resize(critic_rows * 2 * n);
+      for (index_t half = 0; half < 2; ++half) {
+        if constexpr (conditional) d_.set_labels(labels_.data() + half * n, n);
+        const auto o = d_.forward({critic_in_.data() + half * sample_size * n, sample_size, n});
+        B::copy(o.size(), o.data(), split_out_.data() + half * critic_rows * n);
+      }
+      return {split_out_.data(), critic_rows, 2 * n};
+    }
+  }
+  // Parameter gradients of the critic for the output gradient `grad` (critic_rows x 2n) of
+  // critic_forward_both(); split batches back-propagate the fake pass, then rerun the real one.
+  void critic_backward_both(const S* grad) {
+    const index_t n = config_.batch;
+    if constexpr (!split_critic_batches) {
+      d_.backward({grad, critic_rows, 2 * n}, Grad::params);
+    } else {
+      d_.backward({grad + critic_rows * n, critic_rows, n}, Grad::params);
+      if constexpr (conditional) d_.set_labels(labels_.data(), n);
+      d_.forward({critic_in_.data(), sample_size, n});
+      d_.backward({grad, critic_rows, n}, Grad::params);
+    }
   }
 
   // Layers that draw (Dropout) use the trainer's streams; set before each update so that a
@@ -459,7 +499,8 @@ private:
   generator_type g_;
   discriminator_type d_;
   typename Opt::template State<B> g_opt_, d_opt_;
-  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_, adv_logits_, d_out_grad_;
+  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_, adv_logits_, d_out_grad_,
+      split_out_;
   typename B::template buffer<std::int32_t> labels_; // [real batch | fake batch] labels
   penalty::Workspace<B> workspace_;
   RandomStream noise_, data_, penalty_, labels_rng_, dropout_g_, dropout_d_;
