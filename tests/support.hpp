@@ -7,7 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <string>
+#include <system_error>
 #include <tuple>
+
+#include <unistd.h>
 
 #include "forgery/forgery.hpp"
 #include "forgery/testing/gradient_check.hpp"
@@ -19,6 +24,24 @@ namespace forgery::test {
 #define FORGERY_ALL_BACKENDS                                                                                           \
   fg::backend::Reference<float>, fg::backend::Cpu<float>, fg::backend::Reference<double>, fg::backend::Cpu<double>
 #define FORGERY_SCALARS float, double
+
+/// A directory of its own under the system's temporary directory (process id and a serial
+/// number in its name), removed with everything in it at the end of the scope.
+struct Scratch {
+  std::filesystem::path dir;
+  Scratch() {
+    static int serial = 0;
+    dir = std::filesystem::temp_directory_path() /
+          ("forgery_test_" + std::to_string(::getpid()) + "_" + std::to_string(++serial));
+    std::filesystem::create_directories(dir);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
 
 /// A host buffer of n values drawn from N(0, 1) on stream `stream` of `seed`.
 template <class S>

@@ -19,21 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using Bytes = std::vector<std::uint8_t>;
 
-// A directory of its own for each test case, removed at the end.
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    static int serial = 0;
-    dir = fs::temp_directory_path() / ("forgery_idx_" + std::to_string(::getpid()) + "_" + std::to_string(++serial));
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
+using fg::test::Scratch;
 
 // An IDX header for `dims` with type byte `type`, followed by `payload`.
 Bytes idx_bytes(const std::vector<std::uint32_t>& dims, const Bytes& payload, std::uint8_t type = 0x08) {

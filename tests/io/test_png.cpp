@@ -22,20 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using fg::index_t;
 
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    static int serial = 0;
-    dir = fs::temp_directory_path() / ("forgery_png_" + std::to_string(::getpid()) + "_" + std::to_string(++serial));
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
+using fg::test::Scratch;
 
 // A decoded PNG: width, height, channels and the interleaved bytes.
 struct Image {

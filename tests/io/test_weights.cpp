@@ -18,21 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    static int serial = 0;
-    dir =
-        fs::temp_directory_path() / ("forgery_weights_" + std::to_string(::getpid()) + "_" + std::to_string(++serial));
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
+using fg::test::Scratch;
 
 template <class S>
 using Net = fg::Network<fg::Sequential<fg::Input<3>, fg::Dense<4>, fg::Tanh, fg::Dense<2>>, fg::backend::Cpu<S>>;
