@@ -327,7 +327,6 @@ private:
       source.sample(data_, BatchView<S>(real, sample_size, n), std::span<std::int32_t>(labels_.data(), n));
       std::copy(labels_.data(), labels_.data() + n, labels_.data() + n);
       g_.set_labels(labels_.data() + n, n);
-      d_.set_labels(labels_.data(), 2 * n);
     } else {
       source.sample(data_, BatchView<S>(real, sample_size, n));
     }
