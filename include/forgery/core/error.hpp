@@ -41,15 +41,27 @@ private:
   std::string path_;
 };
 
-/// A non-finite value met during training; names the step and the quantity.
+/// A non-finite value met during training; names the step, the network and the quantity.
 class numeric_error : public error {
 public:
   numeric_error(long long step, const std::string& quantity, const std::string& what)
-      : error("forgery: step " + std::to_string(step) + ": " + quantity + " " + what), step_(step) {}
+      : error("forgery: step " + std::to_string(step) + ": " + quantity + " " + what), step_(step),
+        quantity_(quantity) {}
+  /// \param network "generator" or "discriminator" (or another name for the part that diverged)
+  numeric_error(long long step, const std::string& network, const std::string& quantity, const std::string& what)
+      : error("forgery: step " + std::to_string(step) + ": " + network + " " + quantity + " " + what), step_(step),
+        network_(network), quantity_(quantity) {}
+  /// The training step (1-based) that produced the value.
   [[nodiscard]] long long step() const noexcept { return step_; }
+  /// The network the quantity belongs to (empty when not specific to one).
+  [[nodiscard]] const std::string& network() const noexcept { return network_; }
+  /// The quantity: "loss", a penalty's name, "gradient norm", "parameters", ...
+  [[nodiscard]] const std::string& quantity() const noexcept { return quantity_; }
 
 private:
   long long step_;
+  std::string network_;
+  std::string quantity_;
 };
 
 } // namespace forgery

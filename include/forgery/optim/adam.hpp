@@ -21,6 +21,24 @@ struct Adam {
     double eps = 1e-8;         ///< > 0, added to sqrt(v_hat)
     double weight_decay = 0.0; ///< L2 penalty, added to the gradient
 
+    /// Calls f(name, field&) for each field (checkpoints save and restore them by name).
+    template <class F>
+    void fields(F&& f) {
+      f("lr", lr);
+      f("beta1", beta1);
+      f("beta2", beta2);
+      f("eps", eps);
+      f("weight_decay", weight_decay);
+    }
+    template <class F>
+    void fields(F&& f) const {
+      f("lr", lr);
+      f("beta1", beta1);
+      f("beta2", beta2);
+      f("eps", eps);
+      f("weight_decay", weight_decay);
+    }
+
     /// Throws config_error naming the first invalid field ("Adam.lr", ...).
     void validate(LrRule lr_rule = LrRule::positive) const {
       detail::require_lr("Adam.lr", lr, lr_rule);

@@ -20,6 +20,24 @@ struct AdamW {
     double eps = 1e-8;          ///< > 0, added to sqrt(v_hat)
     double weight_decay = 1e-2; ///< decoupled decay rate, scaled by lr (PyTorch's default)
 
+    /// Calls f(name, field&) for each field (checkpoints save and restore them by name).
+    template <class F>
+    void fields(F&& f) {
+      f("lr", lr);
+      f("beta1", beta1);
+      f("beta2", beta2);
+      f("eps", eps);
+      f("weight_decay", weight_decay);
+    }
+    template <class F>
+    void fields(F&& f) const {
+      f("lr", lr);
+      f("beta1", beta1);
+      f("beta2", beta2);
+      f("eps", eps);
+      f("weight_decay", weight_decay);
+    }
+
     /// Throws config_error naming the first invalid field ("AdamW.lr", ...).
     void validate(LrRule lr_rule = LrRule::positive) const {
       detail::require_lr("AdamW.lr", lr, lr_rule);

@@ -66,6 +66,26 @@ struct RMSprop {
     double momentum = 0.0;     ///< 0 disables the momentum buffer
     bool centered = false;     ///< normalise by an estimate of the variance instead
 
+    /// Calls f(name, field&) for each field (checkpoints save and restore them by name).
+    template <class F>
+    void fields(F&& f) {
+      f("lr", lr);
+      f("alpha", alpha);
+      f("eps", eps);
+      f("weight_decay", weight_decay);
+      f("momentum", momentum);
+      f("centered", centered);
+    }
+    template <class F>
+    void fields(F&& f) const {
+      f("lr", lr);
+      f("alpha", alpha);
+      f("eps", eps);
+      f("weight_decay", weight_decay);
+      f("momentum", momentum);
+      f("centered", centered);
+    }
+
     /// Throws config_error naming the first invalid field ("RMSprop.lr", ...).
     void validate(LrRule lr_rule = LrRule::positive) const {
       detail::require_lr("RMSprop.lr", lr, lr_rule);

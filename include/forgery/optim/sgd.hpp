@@ -52,6 +52,24 @@ struct SGD {
     double weight_decay = 0.0; ///< L2 penalty, added to the gradient
     bool nesterov = false;     ///< needs momentum > 0 and dampening 0
 
+    /// Calls f(name, field&) for each field (checkpoints save and restore them by name).
+    template <class F>
+    void fields(F&& f) {
+      f("lr", lr);
+      f("momentum", momentum);
+      f("dampening", dampening);
+      f("weight_decay", weight_decay);
+      f("nesterov", nesterov);
+    }
+    template <class F>
+    void fields(F&& f) const {
+      f("lr", lr);
+      f("momentum", momentum);
+      f("dampening", dampening);
+      f("weight_decay", weight_decay);
+      f("nesterov", nesterov);
+    }
+
     /// Throws config_error naming the first invalid field ("SGD.lr", ...).
     void validate(LrRule lr_rule = LrRule::positive) const {
       detail::require_lr("SGD.lr", lr, lr_rule);

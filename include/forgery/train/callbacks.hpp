@@ -3,9 +3,11 @@
 // on_begin(trainer, total_steps), on_step(trainer, stats) and on_end(trainer, stats).
 #pragma once
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "forgery/core/error.hpp"
+#include "forgery/io/atomic_file.hpp"
 #include "forgery/train/trainer.hpp"
 
 namespace forgery::callbacks {
@@ -82,6 +85,9 @@ public:
   template <class T>
   void on_begin(const T& trainer, long long) {
     const bool append = trainer.steps_done() > 0 && std::filesystem::exists(path_);
+    // A run resumed from a checkpoint may have logged steps past it before it stopped:
+    // those rows are dropped, so that the log holds each step once, as the resumed run has it.
+    if (append) drop_rows_after(trainer.steps_done());
     out_.open(path_, append ? std::ios::app : std::ios::trunc);
     if (!out_) throw io_error(path_.string(), "cannot open the training log for writing");
     if (format_ == LogFormat::csv && !append) {
@@ -122,6 +128,30 @@ public:
   }
 
 private:
+  // Rewrites the log (atomically) without the rows of steps after `step`.
+  void drop_rows_after(long long step) {
+    std::ifstream in(path_);
+    if (!in) throw io_error(path_.string(), "cannot open the training log to resume it");
+    std::string kept, line;
+    bool dropped = false;
+    while (std::getline(in, line)) {
+      long long row_step = -1;
+      if (format_ == LogFormat::csv)
+        row_step =
+            std::isdigit(static_cast<unsigned char>(line.empty() ? 'x' : line[0])) ? std::atoll(line.c_str()) : -1;
+      else if (line.starts_with("{\"step\":"))
+        row_step = std::atoll(line.c_str() + 8);
+      if (row_step > step) {
+        dropped = true;
+        continue;
+      }
+      kept += line;
+      kept += '\n';
+    }
+    in.close();
+    if (dropped) io::write_file_atomically(path_, kept);
+  }
+
   // JSON has no NaN or Infinity: they are written as null.
   static std::string json_number(double v) {
     if (!std::isfinite(v)) return "null";

@@ -7,8 +7,13 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "forgery/backend/cpu.hpp"
@@ -16,6 +21,8 @@
 #include "forgery/core/concepts.hpp"
 #include "forgery/core/error.hpp"
 #include "forgery/core/philox.hpp"
+#include "forgery/core/type_name.hpp"
+#include "forgery/io/checkpoint.hpp"
 #include "forgery/layers/init.hpp"
 #include "forgery/nn/sequential.hpp"
 #include "forgery/optim/adam.hpp"
@@ -227,18 +234,41 @@ public:
     }
   }
 
-  /// Runs `steps` training steps, calling each callback's on_begin / on_step / on_end
-  /// hooks where present. Returns the last step's statistics.
+  /// Runs `steps` more training steps (see fit_until).
   template <class Source, class... Callbacks>
   requires DataSource<Source, S> || LabelledDataSource<Source, S> StepStats fit(Source& source, long long steps,
                                                                                 Callbacks&&... callbacks) {
     if (steps < 0) throw config_error("fit steps", std::to_string(steps), "a non-negative step count");
-    const long long total = steps_ + steps;
+    return fit_until(source, steps_ + steps, std::forward<Callbacks>(callbacks)...);
+  }
+
+  /// Trains until steps_done() reaches `total` (a resumed run continues where it stopped),
+  /// calling each callback's hooks where present:
+  ///   on_begin(trainer, total), on_step(trainer, stats) after each step, on_end(trainer,
+  ///   stats) when done or stopped (request_stop()), and, when a step throws numeric_error
+  ///   (the NaN/Inf guard), on_divergence(trainer, error): a callback that returns true has
+  ///   restored a good state (callbacks::Checkpoints rolls back) and training goes on;
+  ///   otherwise the error propagates and on_end is not called, so nothing saves a diverged
+  ///   state. Returns the last step's statistics.
+  template <class Source, class... Callbacks>
+  requires DataSource<Source, S> || LabelledDataSource<Source, S> StepStats fit_until(Source& source, long long total,
+                                                                                      Callbacks&&... callbacks) {
+    if (total < steps_)
+      throw config_error("fit_until total", std::to_string(total),
+                         "at least the steps already done (" + std::to_string(steps_) + ")");
+    stop_requested_ = false;
     stats_.total = total;
     (call_begin(callbacks, total), ...);
-    for (long long i = 0; i < steps; ++i) {
-      step(source);
-      (call_step(callbacks), ...);
+    while (steps_ < total && !stop_requested_) {
+      try {
+        step(source);
+        (call_step(callbacks), ...);
+      } catch (const numeric_error& e) {
+        bool handled = false;
+        ((handled = handled || call_divergence(callbacks, e)), ...);
+        if (!handled) throw;
+        stats_.total = total;
+      }
     }
     (call_end(callbacks), ...);
     return stats_;
@@ -300,6 +330,282 @@ public:
     return {&noise_, &data_, &penalty_, &labels_rng_, &dropout_g_, &dropout_d_};
   }
 
+  // ---- checkpoints ------------------------------------------------------------------
+
+  /// The whole training state as a checkpoint: both networks' parameters and layer states
+  /// (BatchNorm statistics, SpectralNorm vectors), the EMA, both optimizers' state and
+  /// settings, the random streams' positions, the step counters, the configuration, and the
+  /// type signatures of the networks, objective and optimizer. Throws numeric_error (naming
+  /// the network and the quantity) if any of it is not finite: a diverged state is never
+  /// written.
+  [[nodiscard]] io::CheckpointWriter checkpoint() const {
+    static_assert(B::host_memory,
+                  "fg::Trainer::checkpoint: this backend keeps its buffers in device memory; checkpoints of such "
+                  "backends go through B::to_host / B::to_device (see the CUDA backend).");
+    check_checkpointable();
+    io::CheckpointWriter w;
+    w.add_text("forgery/version", version_string());
+    w.add_text("signature/generator", type_name<G>());
+    w.add_text("signature/discriminator", type_name<D>());
+    w.add_text("signature/objective", type_name<Obj>());
+    w.add_text("signature/optimizer", type_name<Opt>());
+    w.add_text("signature/scalar", io::record_type_name(io::record_type_of<S>()));
+    w.add_text("config", config_text());
+    w.add_i64("trainer/step", steps_);
+    w.add_i64("trainer/generator_updates", g_updates_);
+    const char* const names[] = {"rng/noise",  "rng/data",      "rng/penalty",
+                                 "rng/labels", "rng/dropout_g", "rng/dropout_d"};
+    const auto streams = const_cast<Trainer*>(this)->random_streams();
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+      const std::uint64_t v[3] = {streams[i]->seed, streams[i]->stream, streams[i]->counter};
+      w.add(names[i], v, 3);
+    }
+    write_network(w, "generator", g_, g_opt_);
+    write_network(w, "discriminator", d_, d_opt_);
+    if (!ema_.empty()) w.add("generator/ema", ema_.data(), static_cast<std::size_t>(ema_.size()));
+    return w;
+  }
+
+  /// Writes checkpoint() to `path` atomically (temporary file, fsync, rename).
+  void save_checkpoint(const std::filesystem::path& path) const { checkpoint().save(path); }
+
+  /// Restores the training state from a checkpoint written by a Trainer of the same types
+  /// and configuration (batch, n_critic, seed, init, EMA settings): training then continues
+  /// bit for bit as if it had never stopped. The optimizers' settings (learning rates,
+  /// betas, ...) are restored too, since a rollback may have lowered them; change them after
+  /// loading to train on with others. Everything is checked before anything is changed: on
+  /// any error (io_error naming the file and record, or the two differing types or
+  /// settings) this Trainer is unchanged.
+  void load_checkpoint(const io::CheckpointFile& file) {
+    static_assert(B::host_memory,
+                  "fg::Trainer::load_checkpoint: this backend keeps its buffers in device memory; checkpoints of "
+                  "such backends go through B::to_host / B::to_device (see the CUDA backend).");
+    check_checkpointable();
+    const std::string& name = file.name();
+    expect_text(file, "signature/scalar", io::record_type_name(io::record_type_of<S>()), "scalar type");
+    expect_text(file, "signature/generator", type_name<G>(), "generator");
+    expect_text(file, "signature/discriminator", type_name<D>(), "discriminator");
+    expect_text(file, "signature/objective", type_name<Obj>(), "objective");
+    expect_text(file, "signature/optimizer", type_name<Opt>(), "optimizer");
+    check_config(file);
+    const std::int64_t step = file.i64("trainer/step");
+    const std::int64_t g_updates = file.i64("trainer/generator_updates");
+    if (step < 0 || g_updates < 0 || g_updates > step)
+      throw io_error(name, "checkpoint step counters are inconsistent: step " + std::to_string(step) +
+                               ", generator updates " + std::to_string(g_updates));
+    const char* const names[] = {"rng/noise",  "rng/data",      "rng/penalty",
+                                 "rng/labels", "rng/dropout_g", "rng/dropout_d"};
+    const auto streams = random_streams();
+    std::array<RandomStream, 6> restored{};
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+      std::uint64_t v[3];
+      file.read_array(names[i], v, 3);
+      if (v[0] != streams[i]->seed || v[1] != streams[i]->stream)
+        throw io_error(name, std::string("checkpoint record '") + names[i] + "' is for seed " + std::to_string(v[0]) +
+                                 " stream " + std::to_string(v[1]) + ", this trainer's is seed " +
+                                 std::to_string(streams[i]->seed) + " stream " + std::to_string(streams[i]->stream));
+      restored[i] = RandomStream{v[0], v[1], v[2]};
+    }
+    // Validate every array record and the optimizer settings before changing anything.
+    auto g_cfg = g_opt_.config();
+    auto d_cfg = d_opt_.config();
+    const long long g_opt_steps = check_network(file, "generator", g_, g_opt_, g_cfg);
+    const long long d_opt_steps = check_network(file, "discriminator", d_, d_opt_, d_cfg);
+    if (!ema_.empty()) file.require_array<S>("generator/ema", static_cast<std::uint64_t>(ema_.size()));
+    // Commit.
+    read_network(file, "generator", g_, g_opt_, g_cfg, g_opt_steps);
+    read_network(file, "discriminator", d_, d_opt_, d_cfg, d_opt_steps);
+    if (!ema_.empty()) file.read_array("generator/ema", ema_.data(), static_cast<std::uint64_t>(ema_.size()));
+    for (std::size_t i = 0; i < streams.size(); ++i) *streams[i] = restored[i];
+    steps_ = step;
+    g_updates_ = g_updates;
+    stats_.step = steps_;
+  }
+
+  /// Reads and loads a checkpoint file (see load_checkpoint(const io::CheckpointFile&)).
+  void load_checkpoint(const std::filesystem::path& path, const io::CheckpointLimits& limits = {}) {
+    load_checkpoint(io::CheckpointFile::read(path, limits));
+  }
+
+  /// Loads the newest loadable checkpoint in `dir` (files named by io::checkpoint_path) and
+  /// returns its path; returns an empty path and changes nothing when `dir` has none. A
+  /// newest file that cannot be read is reported on stderr and the next older one is tried;
+  /// if none loads, the newest one's error is thrown.
+  std::filesystem::path resume(const std::filesystem::path& dir) {
+    const auto all = io::list_checkpoints(dir);
+    if (all.empty()) return {};
+    std::exception_ptr first_error;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      try {
+        load_checkpoint(it->path);
+        return it->path;
+      } catch (const io_error& e) {
+        if (!first_error) first_error = std::current_exception();
+        std::fprintf(stderr, "forgery: cannot resume from %s: %s\n", it->path.c_str(), e.what());
+      }
+    }
+    std::rethrow_exception(first_error);
+  }
+
+  /// Asks fit() to return after the step in progress (from a callback or a signal handler's
+  /// flag check); the next fit() clears it.
+  void request_stop() noexcept { stop_requested_ = true; }
+  [[nodiscard]] bool stop_requested() const noexcept { return stop_requested_; }
+
+private:
+  template <class State>
+  static constexpr bool checkpointable_state = requires(State& s, const State& cs) {
+    cs.steps();
+    s.set_steps(0LL);
+    cs.for_each_state([](const char*, const auto&) {});
+    cs.config().fields([](const char*, const auto&) {});
+  };
+
+  static void check_checkpointable() {
+    static_assert(checkpointable_state<typename Opt::template State<B>>,
+                  "fg::Trainer checkpoints: the optimizer's State needs steps(), set_steps(n), for_each_state(f) "
+                  "calling f(name, buffer) for each state buffer, and its Config needs fields(f) calling f(name, "
+                  "field) for each setting (see optim/sgd.hpp).");
+  }
+
+  static std::string version_string() {
+    return std::to_string(FORGERY_VERSION_MAJOR) + "." + std::to_string(FORGERY_VERSION_MINOR) + "." +
+           std::to_string(FORGERY_VERSION_PATCH);
+  }
+
+  static std::string number_text(double v) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+  }
+
+  // The settings a resumed run must share with the run that wrote the checkpoint.
+  std::string config_text() const {
+    std::string s;
+    s += "batch=" + std::to_string(config_.batch) + "\n";
+    s += "n_critic=" + std::to_string(config_.n_critic) + "\n";
+    s += "seed=" + std::to_string(config_.seed) + "\n";
+    s += "init=" + std::to_string(static_cast<int>(config_.init)) + "\n";
+    s += "ema_decay=" + number_text(config_.ema_decay) + "\n";
+    s += "ema_warmup=" + std::to_string(config_.ema_warmup ? 1 : 0) + "\n";
+    return s;
+  }
+
+  void check_config(const io::CheckpointFile& file) const {
+    const auto saved = io::parse_fields(file.text("config"), file.name(), "config");
+    const auto mine = io::parse_fields(config_text(), "this trainer", "config");
+    for (const auto& [key, value] : mine) {
+      const auto it = std::find_if(saved.begin(), saved.end(), [&](const auto& kv) { return kv.first == key; });
+      if (it == saved.end())
+        throw io_error(file.name(), "checkpoint config has no '" + key + "' (expected " + key + "=" + value + ")");
+      if (it->second != value)
+        throw io_error(file.name(), "checkpoint was written with Trainer::Config." + key + " = " + it->second +
+                                        ", this trainer has " + value +
+                                        ": resume with the configuration of the run that wrote it");
+    }
+  }
+
+  static void expect_text(const io::CheckpointFile& file, const char* record, const std::string& mine,
+                          const char* what) {
+    const std::string_view saved = file.text(record);
+    if (saved != mine)
+      throw io_error(file.name(), std::string("checkpoint holds another ") + what + ": it was written by\n  " +
+                                      std::string(saved) + "\nand this trainer's is\n  " + mine);
+  }
+
+  static void check_finite_buffer(const char* network, const char* quantity, const S* p, index_t n, long long step) {
+    for (index_t i = 0; i < n; ++i)
+      if (!std::isfinite(static_cast<double>(p[i])))
+        throw numeric_error(step, network, quantity,
+                            "hold a non-finite value (" + number_text(static_cast<double>(p[i])) + " at index " +
+                                std::to_string(i) + "): a diverged state is not checkpointed");
+  }
+
+  template <class Net, class State>
+  void write_network(io::CheckpointWriter& w, const std::string& prefix, const Net& net_c, const State& opt) const {
+    Net& net = const_cast<Net&>(net_c); // for_each_state is not const; nothing is modified
+    check_finite_buffer(prefix.c_str(), "parameters", net.params(), Net::param_count, steps_);
+    w.add(prefix + "/params", net.params(), static_cast<std::size_t>(Net::param_count));
+    net.for_each_state([&](std::size_t layer, S* data, index_t count) {
+      const std::string q = "layer " + std::to_string(layer) + " state values";
+      check_finite_buffer(prefix.c_str(), q.c_str(), data, count, steps_);
+      w.add(prefix + "/state/" + std::to_string(layer), data, static_cast<std::size_t>(count));
+    });
+    if (prefix == "generator" && !ema_.empty())
+      check_finite_buffer(prefix.c_str(), "EMA parameters", ema_.data(), ema_.size(), steps_);
+    w.add_i64(prefix + "/optimizer/steps", opt.steps());
+    opt.for_each_state([&](const char* buf_name, const auto& buf) {
+      const std::string q = std::string("optimizer ") + buf_name + " values";
+      check_finite_buffer(prefix.c_str(), q.c_str(), buf.data(), buf.size(), steps_);
+      w.add(prefix + "/optimizer/" + buf_name, buf.data(), static_cast<std::size_t>(buf.size()));
+    });
+    std::string cfg;
+    opt.config().fields(
+        [&](const char* field, const auto& v) { cfg += std::string(field) + "=" + number_text(v) + "\n"; });
+    w.add_text(prefix + "/optimizer/config", cfg);
+  }
+
+  // Checks every record of one network; parses the optimizer settings into `cfg`. Returns
+  // the optimizer's step count.
+  template <class Net, class State, class Cfg>
+  long long check_network(const io::CheckpointFile& file, const std::string& prefix, Net& net, State& opt,
+                          Cfg& cfg) const {
+    file.require_array<S>(prefix + "/params", static_cast<std::uint64_t>(Net::param_count));
+    net.for_each_state([&](std::size_t layer, S*, index_t count) {
+      file.require_array<S>(prefix + "/state/" + std::to_string(layer), static_cast<std::uint64_t>(count));
+    });
+    const std::int64_t steps = file.i64(prefix + "/optimizer/steps");
+    if (steps < 0)
+      throw io_error(file.name(), "checkpoint record '" + prefix + "/optimizer/steps' is " + std::to_string(steps) +
+                                      ", expected a count >= 0");
+    opt.for_each_state([&](const char* buf_name, const auto& buf) {
+      file.require_array<S>(prefix + "/optimizer/" + buf_name, static_cast<std::uint64_t>(buf.size()));
+    });
+    const std::string record = prefix + "/optimizer/config";
+    const auto fields = io::parse_fields(file.text(record), file.name(), record);
+    cfg.fields([&](const char* field, auto& v) {
+      const auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == field; });
+      if (it == fields.end())
+        throw io_error(file.name(), "checkpoint record '" + record + "' has no '" + field + "' setting");
+      const char* text = it->second.c_str();
+      char* end = nullptr;
+      const double x = std::strtod(text, &end);
+      if (end == text || *end != '\0')
+        throw io_error(file.name(), "checkpoint record '" + record + "': '" + field + "' is '" + it->second +
+                                        "', expected a number");
+      using V = std::remove_cvref_t<decltype(v)>;
+      if constexpr (std::is_same_v<V, bool>) {
+        if (x != 0 && x != 1)
+          throw io_error(file.name(), "checkpoint record '" + record + "': '" + field + "' is '" + it->second +
+                                          "', expected 0 or 1");
+        v = x != 0;
+      } else {
+        v = static_cast<V>(x);
+      }
+    });
+    try {
+      cfg.validate();
+    } catch (const config_error& e) {
+      throw io_error(file.name(), "checkpoint record '" + record + "' holds invalid settings: " + e.what());
+    }
+    return steps;
+  }
+
+  template <class Net, class State, class Cfg>
+  void read_network(const io::CheckpointFile& file, const std::string& prefix, Net& net, State& opt, const Cfg& cfg,
+                    long long opt_steps) {
+    file.read_array(prefix + "/params", net.params(), static_cast<std::uint64_t>(Net::param_count));
+    net.for_each_state([&](std::size_t layer, S* data, index_t count) {
+      file.read_array(prefix + "/state/" + std::to_string(layer), data, static_cast<std::uint64_t>(count));
+    });
+    opt.for_each_state([&](const char* buf_name, auto& buf) {
+      file.read_array(prefix + "/optimizer/" + buf_name, buf.data(), static_cast<std::uint64_t>(buf.size()));
+    });
+    opt.config() = cfg;
+    opt.set_steps(opt_steps);
+  }
+
+public:
 private:
   static constexpr index_t G_params() { return generator_type::param_count; }
   static constexpr index_t D_params() { return discriminator_type::param_count; }
@@ -335,7 +641,7 @@ private:
     const S* logits = adversarial_logits(out);
     const S loss = objective_.loss.template discriminator<B>(n, logits, logits + n, d_logits_.data(),
                                                              d_logits_.data() + n, loss_work_.data());
-    check_finite(loss, "discriminator loss");
+    check_finite(loss, "discriminator", "loss");
     stats_.d_loss = static_cast<double>(loss);
     d_.zero_grad();
     if constexpr (critic_rows > 1) {
@@ -349,8 +655,9 @@ private:
     objective_.apply_penalties(d_, ConstBatchView<S>(real, sample_size, n), ConstBatchView<S>(fake, sample_size, n),
                                penalty_, workspace_, stats_.values.data());
     for (std::size_t i = 0; i < stats_.values.size(); ++i)
-      check_finite(stats_.values[i], objective_type::part_names[i]);
+      check_finite(stats_.values[i], "discriminator", objective_type::part_names[i]);
     stats_.d_grad_norm = std::sqrt(static_cast<double>(B::dot(D_params(), d_.grads(), d_.grads())));
+    check_finite(stats_.d_grad_norm, "discriminator", "gradient norm");
     d_opt_.step(d_.params(), d_.grads());
     objective_.after_critic_step(d_);
     d_.after_step();
@@ -402,13 +709,14 @@ private:
         dx = d_.backward({d_logits_.data(), 1, n}, Grad::input);
       }
     }
-    check_finite(loss, "generator loss");
+    check_finite(loss, "generator", "loss");
     stats_.g_loss = static_cast<double>(loss);
     // The hand-off: the critic's input gradient is the generator's output gradient. G's
     // activations are those of generate_fakes() above, which produced this batch.
     g_.zero_grad();
     g_.backward(dx, Grad::params);
     stats_.g_grad_norm = std::sqrt(static_cast<double>(B::dot(G_params(), g_.grads(), g_.grads())));
+    check_finite(stats_.g_grad_norm, "generator", "gradient norm");
     g_opt_.step(g_.params(), g_.grads());
     g_.after_step();
   }
@@ -472,10 +780,12 @@ private:
     B::for_each(cols, kernels::StridedCopy<S>{d_logits_.data(), 1, d_out_grad_.data(), critic_rows});
   }
 
+  // The NaN/Inf guard: a scalar per quantity per update (losses, penalties, gradient
+  // norms; the norms cover every gradient entry), so it costs nothing next to the step.
   template <class V>
-  void check_finite(V value, const char* what) const {
+  void check_finite(V value, const char* network, const char* quantity) const {
     if (config_.check_finite && !std::isfinite(static_cast<double>(value)))
-      throw numeric_error(steps_ + 1, what,
+      throw numeric_error(steps_ + 1, network, quantity,
                           "is " + std::to_string(static_cast<double>(value)) +
                               ": training diverged (lower the learning rates, or add a penalty)");
   }
@@ -491,6 +801,13 @@ private:
   template <class C>
   void call_end(C& c) {
     if constexpr (requires { c.on_end(*this, stats_); }) c.on_end(*this, stats_);
+  }
+  template <class C>
+  bool call_divergence(C& c, const numeric_error& e) {
+    if constexpr (requires { c.on_divergence(*this, e); })
+      return static_cast<bool>(c.on_divergence(*this, e));
+    else
+      return false;
   }
 
   Config config_;
@@ -523,6 +840,7 @@ private:
   Stats stats_;
   long long steps_ = 0;
   long long g_updates_ = 0; // generator updates so far (the EMA warm-up's t)
+  bool stop_requested_ = false;
 };
 
 } // namespace forgery
