@@ -44,6 +44,8 @@ struct Options {
   index_t eval_samples = 2000;
   long long sample_every = 0;
   double ema = 0.999;
+  long long checkpoint_every = 500;
+  fg::OnDivergence on_divergence = fg::OnDivergence::rollback;
 };
 
 inline Options parse(int argc, char** argv, const char* name, const char* what, long long steps, index_t batch) {
@@ -51,7 +53,8 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
   const std::string out = std::string(name) + "_out";
   const std::string usage = std::string("usage: ") + name +
                             " [--steps N] [--batch N] [--seed S] [--out DIR] [--data DIR] [--classifier FILE]"
-                            " [--eval N] [--sample-every N] [--ema D]\n" +
+                            " [--eval N] [--sample-every N] [--ema D]\n"
+                            "       [--checkpoint-every N] [--on-divergence rollback|stop]\n" +
                             what +
                             "\n  --data DIR        Fashion-MNIST IDX files (default: $FORGERY_FASHION_MNIST or "
                             "/usr/share/datasets/fashion-mnist)\n"
@@ -59,7 +62,12 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
                             "missing (default: fashion_classifier_out/classifier.npy)\n"
                             "  --eval N          samples for Frechet distance and KID (default 2000)\n"
                             "  --ema D           EMA decay of G's weights for grids and metrics, with warm-up (default "
-                            "0.999; 0: the live weights)\n";
+                            "0.999; 0: the live weights)\n"
+                            "  --checkpoint-every N  steps between checkpoints in OUT/checkpoints (default 500; 0: at "
+                            "the end only). A run resumes from the newest one there; --steps is the total. Ctrl-C "
+                            "saves and stops.\n"
+                            "  --on-divergence   on a NaN/Inf: roll back to the newest checkpoint with halved learning "
+                            "rates (default), or stop\n";
   const toy::Args args(argc, argv,
                        {{"steps", std::to_string(steps)},
                         {"batch", std::to_string(batch)},
@@ -69,7 +77,9 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
                         {"classifier", "fashion_classifier_out/classifier.npy"},
                         {"eval", "2000"},
                         {"sample-every", "0"},
-                        {"ema", "0.999"}},
+                        {"ema", "0.999"},
+                        {"checkpoint-every", "500"},
+                        {"on-divergence", "rollback"}},
                        usage.c_str());
   Options o;
   o.steps = args.integer("steps");
@@ -81,6 +91,16 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
   o.eval_samples = static_cast<index_t>(args.integer("eval"));
   o.sample_every = args.integer("sample-every");
   o.ema = std::stod(args.str("ema"));
+  o.checkpoint_every = args.integer("checkpoint-every");
+  const std::string divergence = args.str("on-divergence");
+  if (divergence == "rollback")
+    o.on_divergence = fg::OnDivergence::rollback;
+  else if (divergence == "stop")
+    o.on_divergence = fg::OnDivergence::stop;
+  else
+    throw fg::config_error("--on-divergence", divergence, "rollback or stop");
+  if (o.checkpoint_every < 0)
+    throw fg::config_error("--checkpoint-every", std::to_string(o.checkpoint_every), "a step count >= 0");
   if (o.steps < 0) throw fg::config_error("--steps", std::to_string(o.steps), "a non-negative step count");
   if (o.eval_samples < 2) throw fg::config_error("--eval", std::to_string(o.eval_samples), "at least 2 samples");
   fs::create_directories(o.out);
@@ -301,10 +321,25 @@ int run(T& trainer, const Options& o, const char* name) {
 
   const long long every = o.sample_every > 0 ? o.sample_every : std::max<long long>(1, o.steps / 5);
   GridCallback<T> grids{o.out, every, o.seed};
+  // Fault tolerance: resume from the newest checkpoint of an earlier run in the same --out.
+  fg::callbacks::CheckpointOptions copt;
+  copt.dir = o.out / "checkpoints";
+  copt.every = o.checkpoint_every;
+  copt.on_divergence = o.on_divergence;
+  fg::callbacks::Checkpoints checkpoints(copt);
+  if (const auto from = trainer.resume(copt.dir); !from.empty())
+    std::printf("%s: resumed from %s at step %lld of %lld\n", name, from.c_str(), trainer.steps_done(), o.steps);
+  const long long first_step = trainer.steps_done();
   const auto t1 = std::chrono::steady_clock::now();
-  trainer.fit(batches, o.steps, fg::callbacks::Progress(std::max<long long>(1, o.steps / 20)),
-              fg::callbacks::LossLog(o.out / "log.csv"), grids);
+  trainer.fit_until(batches, std::max(o.steps, first_step),
+                    fg::callbacks::Progress(std::max<long long>(1, o.steps / 20)),
+                    fg::callbacks::LossLog(o.out / "log.csv"), grids, checkpoints);
   const double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  if (checkpoints.interrupted_by() != 0) {
+    std::printf("\n%s: stopped by signal %d at step %lld; saved %s\nrun the same command again to resume.\n", name,
+                checkpoints.interrupted_by(), trainer.steps_done(), checkpoints.last_saved().c_str());
+    return 0;
+  }
   save_grid(trainer, o.out / "samples.png", o.seed);
 
   Classifier classifier;
@@ -318,7 +353,8 @@ int run(T& trainer, const Options& o, const char* name) {
   fg::io::save_weights_npy(o.out / "generator.npy", trainer.generator());
 
   std::printf("\n%s after %lld steps (batch %ld, %.1f s of training, %.2f s/step):\n", name, trainer.steps_done(),
-              static_cast<long>(o.batch), train_secs, train_secs / static_cast<double>(std::max(1LL, o.steps)));
+              static_cast<long>(o.batch), train_secs,
+              train_secs / static_cast<double>(std::max(1LL, trainer.steps_done() - first_step)));
   print_scores("generated", s);
   print_scores("held-out real (floor)", eval.floor());
   std::printf("(%ld samples each, classifier penultimate features)\n", static_cast<long>(eval.samples()));
