@@ -18,6 +18,11 @@ PACKAGES=(
   libstb-dev
   dataset-fashion-mnist
   python3-matplotlib
+  # The fuzz preset: clang with libFuzzer and the sanitizer runtimes, and clang's OpenMP
+  # (the top-level CMakeLists.txt finds OpenMP in every configuration).
+  clang-14
+  libclang-rt-14-dev
+  libomp-14-dev
 )
 
 if [[ "${FORGERY_SKIP_DEPS:-0}" == 1 ]]; then

@@ -1,13 +1,15 @@
 // Weights as .npy: a save/load round trip restores every bit; numpy-side readers see a 1-D
-// array; another size, another dtype, a truncated or foreign file is an io_error naming the
-// file, expected and found, and leaves the network unchanged.
+// array; another size, another dtype, a truncated, foreign or oversized file is an io_error
+// naming the file, expected and found, and leaves the network unchanged.
 #include "../support.hpp"
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <xtensor/xnpy.hpp>
@@ -106,6 +108,38 @@ TEST_CASE("load_weights_npy rejects files that do not fit the network") {
   CHECK(has(msg, "not a .npy file"));
   msg = io_error_of(net, [&] { fg::io::load_weights_npy(s.dir / "none.npy", net); });
   CHECK(has(msg, (s.dir / "none.npy").string()));
+}
+
+TEST_CASE("load_weights_npy refuses a file larger than any valid one before reading it") {
+  Scratch s;
+  Net<float> net;
+  net.initialize(5);
+  const auto path = s.dir / "huge.npy";
+  fg::io::save_weights_npy(path, net);
+  // A valid header, then 64 GiB of holes: sparse, so it costs no disk, and reading it into
+  // memory would fail or take minutes.
+  const std::uint64_t huge = std::uint64_t{1} << 36;
+  {
+    const int fd = ::open(path.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    const int rc = ::ftruncate(fd, static_cast<off_t>(huge));
+    ::close(fd);
+    REQUIRE(rc == 0);
+  }
+  const std::uint64_t largest = 12 + 65535 + 4 * std::uint64_t{Net<float>::param_count};
+  std::string msg = io_error_of(net, [&] { fg::io::load_weights_npy(path, net); });
+  CHECK(has(msg, path.string()));
+  CHECK(has(msg, "the file is " + std::to_string(huge) + " bytes, expected at most " + std::to_string(largest)));
+
+  // One byte above the largest valid size is refused the same way; the size of a valid file
+  // with the longest header is not (it fails on its content instead).
+  fs::resize_file(path, largest + 1);
+  msg = io_error_of(net, [&] { fg::io::load_weights_npy(path, net); });
+  CHECK(has(msg, "the file is " + std::to_string(largest + 1) + " bytes"));
+  fs::resize_file(path, largest);
+  msg = io_error_of(net, [&] { fg::io::load_weights_npy(path, net); });
+  CHECK_FALSE(has(msg, "the file is"));
+  CHECK(has(msg, "trailing bytes"));
 }
 
 } // namespace

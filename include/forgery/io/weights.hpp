@@ -9,9 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <vector>
 
@@ -74,7 +74,10 @@ inline NpyHeader parse_npy_header(const std::string& name, std::string_view byte
   if (major == 1) {
     len = static_cast<unsigned char>(bytes[8]) | (std::size_t{static_cast<unsigned char>(bytes[9])} << 8);
     start = 10;
-  } else if ((major == 2 || major == 3) && bytes.size() >= 12) {
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12)
+      throw io_error(name, "truncated .npy header: a version " + std::to_string(major) +
+                               " file needs 12 bytes before its header, the file has " + std::to_string(bytes.size()));
     for (int i = 3; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[8 + static_cast<std::size_t>(i)]);
     start = 12;
   } else {
@@ -119,12 +122,71 @@ inline NpyHeader parse_npy_header(const std::string& name, std::string_view byte
   return h;
 }
 
-inline std::string read_whole_file(const std::filesystem::path& path) {
+/// The longest .npy header (magic, version, length and dict) a weights file may have: numpy
+/// writes version 1 (a 16-bit header length) whenever the header fits, and a 1-D array's
+/// header always does; 12 bytes lead a version 2 or 3 header.
+inline constexpr std::size_t npy_max_header_bytes = 12 + 65535;
+
+/// The size of the largest valid weights file of `count` values of `elem` bytes each.
+inline constexpr std::uintmax_t npy_max_file_bytes(std::size_t count, std::size_t elem) {
+  return npy_max_header_bytes + std::uintmax_t{count} * elem;
+}
+
+/// Reads `path` whole, refusing a file above `max_bytes` (`what` says what they hold): its
+/// size on disk is checked before anything is read, and the read itself stops after
+/// max_bytes + 1 bytes (for a file that grows meanwhile, or one without a size, a pipe).
+inline std::string read_file_at_most(const std::filesystem::path& path, std::uintmax_t max_bytes,
+                                     const std::string& what) {
+  const std::string name = path.string();
+  const auto too_large = [&](const std::string& found) {
+    return io_error(name, "the file is " + found + " bytes, expected at most " + std::to_string(max_bytes) + " (" +
+                              what + ")");
+  };
+  std::error_code ec;
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > max_bytes) throw too_large(std::to_string(size));
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(path.string(), "cannot open for reading: no such file or not readable");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw io_error(path.string(), "read failed");
+  if (!in) throw io_error(name, "cannot open for reading: no such file or not readable");
+  std::string bytes(static_cast<std::size_t>(ec ? 0 : size), '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<std::size_t>(in.gcount()));
+  char buf[4096];
+  while (in && bytes.size() <= max_bytes) {
+    in.read(buf, static_cast<std::streamsize>(sizeof buf));
+    bytes.append(buf, static_cast<std::size_t>(in.gcount()));
+  }
+  if (in.bad()) throw io_error(name, "read failed");
+  if (bytes.size() > max_bytes) throw too_large("at least " + std::to_string(bytes.size()));
   return bytes;
+}
+
+/// Checks a whole weights file held in `bytes` (header, dtype S, shape (count,), no missing
+/// or trailing data) and copies its `count` values to dst. Throws io_error naming the file,
+/// expected and found; dst is unchanged then.
+template <class S>
+void read_npy_values(const std::string& name, std::string_view bytes, S* dst, std::size_t count) {
+  const NpyHeader h = parse_npy_header(name, bytes);
+  if (h.data_offset > npy_max_header_bytes)
+    throw io_error(name, "a .npy header of " + std::to_string(h.data_offset) + " bytes, expected at most " +
+                             std::to_string(npy_max_header_bytes) + " for a 1-D array");
+  const std::string want = npy_descr<S>();
+  if (h.descr != want)
+    throw io_error(name, "dtype '" + h.descr + "', expected '" + want + "' (" +
+                             (sizeof(S) == 4 ? "float32" : "float64") + ", the network's scalar type)");
+  const std::vector<std::size_t> expected_shape{count};
+  if (h.shape != expected_shape)
+    throw io_error(name, "shape " + shape_string(h.shape) + ", expected " + shape_string(expected_shape) +
+                             " (the network's parameter count)");
+  // Compared as have / sizeof(S) first, so that no count (from the caller) can overflow.
+  const std::size_t have = bytes.size() - h.data_offset;
+  const std::uintmax_t want_bytes = std::uintmax_t{count} * sizeof(S);
+  if (have / sizeof(S) < count)
+    throw io_error(name, "truncated: the header promises " + std::to_string(want_bytes) + " data bytes, the file has " +
+                             std::to_string(have));
+  if (have > want_bytes)
+    throw io_error(name, "trailing bytes: the header promises " + std::to_string(want_bytes) +
+                             " data bytes, the file has " + std::to_string(have));
+  if (count > 0) std::memcpy(dst, bytes.data() + h.data_offset, count * sizeof(S));
 }
 
 template <class Net>
@@ -150,31 +212,18 @@ void save_weights_npy(const std::filesystem::path& path, const Net& net) {
 
 /// Replaces `net`'s parameters with those in a file written by save_weights_npy. Throws
 /// io_error naming the file, what was expected and what was found (not .npy, another
-/// dtype, another shape, truncated or trailing data); `net` is unchanged then.
+/// dtype, another shape, truncated or trailing data); `net` is unchanged then. A file
+/// larger than any valid one for `net` is refused from its size, before it is read.
 /// \tparam Net an fg::Network on a host backend (Cpu, Reference).
 template <detail::HostNetwork Net>
 void load_weights_npy(const std::filesystem::path& path, Net& net) {
   using S = typename Net::scalar;
-  const std::string name = path.string();
-  const std::string bytes = detail::read_whole_file(path);
-  const detail::NpyHeader h = detail::parse_npy_header(name, bytes);
-  const std::string want = detail::npy_descr<S>();
-  if (h.descr != want)
-    throw io_error(name, "dtype '" + h.descr + "', expected '" + want + "' (" +
-                             (sizeof(S) == 4 ? "float32" : "float64") + ", the network's scalar type)");
-  const std::vector<std::size_t> expected_shape{static_cast<std::size_t>(Net::param_count)};
-  if (h.shape != expected_shape)
-    throw io_error(name, "shape " + detail::shape_string(h.shape) + ", expected " +
-                             detail::shape_string(expected_shape) + " (the network's parameter count)");
-  const std::size_t want_bytes = static_cast<std::size_t>(Net::param_count) * sizeof(S);
-  const std::size_t have = bytes.size() - h.data_offset;
-  if (have < want_bytes)
-    throw io_error(name, "truncated: the header promises " + std::to_string(want_bytes) + " data bytes, the file has " +
-                             std::to_string(have));
-  if (have > want_bytes)
-    throw io_error(name, "trailing bytes: the header promises " + std::to_string(want_bytes) +
-                             " data bytes, the file has " + std::to_string(have));
-  if (want_bytes > 0) std::memcpy(net.params(), bytes.data() + h.data_offset, want_bytes);
+  constexpr auto count = static_cast<std::size_t>(Net::param_count);
+  const std::string bytes = detail::read_file_at_most(
+      path, detail::npy_max_file_bytes(count, sizeof(S)),
+      "a .npy header of at most " + std::to_string(detail::npy_max_header_bytes) + " bytes, then " +
+          std::to_string(count) + (sizeof(S) == 4 ? " float32" : " float64") + " values");
+  detail::read_npy_values(path.string(), bytes, net.params(), count);
 }
 
 /// Writes each layer's slice of the parameter buffer as `dir/<prefix><I>.npy` (1-D), for
