@@ -127,6 +127,22 @@ TEST_CASE("invalid configurations are typed errors naming the field") {
   expect([](auto& c) { c.ema_decay = 1.0; }, "Trainer.ema_decay");
   expect([](auto& c) { c.g_optimizer.lr = -1; }, "Adam.lr");
   expect([](auto& c) { c.d_optimizer.beta1 = 1.0; }, "Adam.beta1");
+  expect([](auto& c) { c.batch = -3; }, "Trainer.batch");
+
+  // Penalty weights are checked when the Trainer builds its objective.
+  using Gp = fg::Trainer<SmallG, SmallD, fg::Objective<fg::loss::Wasserstein, fg::penalty::GradientPenalty>>;
+  auto gp = fg::wgan_gp_config<Gp>();
+  std::get<0>(gp.objective.parts).lambda = -10;
+  try {
+    Gp t(gp);
+    FAIL("expected a config_error for GradientPenalty.lambda");
+  } catch (const fg::config_error& e) {
+    CHECK(e.field() == "GradientPenalty.lambda");
+  }
+  using R1T = fg::Trainer<SmallG, SmallD, fg::Objective<fg::loss::NonSaturating, fg::penalty::R1>>;
+  typename R1T::Config r1;
+  std::get<0>(r1.objective.parts).gamma = -1;
+  CHECK_THROWS_WITH_AS(R1T{r1}, doctest::Contains("R1.gamma"), fg::config_error);
 }
 
 template <class T>
