@@ -16,6 +16,18 @@ template <class Self, class S>
 struct OpSet {
   using scalar = S;
 
+  /// Copies n values of any trivially copyable T from the backend's memory to host memory.
+  /// Host backends copy; a device backend (backend::Cuda) hides these with its transfers.
+  template <class T>
+  static void to_host(index_t n, const T* src, T* host_dst) {
+    for (index_t i = 0; i < n; ++i) host_dst[i] = src[i];
+  }
+  /// Copies n values from host memory into the backend's memory.
+  template <class T>
+  static void to_device(index_t n, const T* host_src, T* dst) {
+    for (index_t i = 0; i < n; ++i) dst[i] = host_src[i];
+  }
+
   static void fill(index_t n, S* x, S value) { Self::for_each(n, kernels::Fill<S>{x, value}); }
   static void copy(index_t n, const S* src, S* dst) { Self::for_each(n, kernels::Copy<S>{src, dst}); }
   /// y += a * x.

@@ -17,13 +17,16 @@ namespace forgery {
 
 namespace detail {
 
-/// Reads and checks the batch's labels from the context: present, enough, in range.
-inline const std::int32_t* labels_for(const Context& ctx, index_t batch, index_t classes, const char* layer) {
+/// Reads and checks the batch's labels from the context: present, enough, and in range when
+/// they are in host memory (`host_memory`; labels in device memory were checked on the host
+/// before they were uploaded).
+inline const std::int32_t* labels_for(const Context& ctx, index_t batch, index_t classes, const char* layer,
+                                      bool host_memory = true) {
   if (ctx.labels == nullptr || ctx.label_count < batch)
     throw error(std::string("forgery: ") + layer + " conditions on class labels: call Network::set_labels with at " +
                 "least " + std::to_string(batch) + " labels before the pass (the Trainer does this for conditional " +
                 "networks); got " + std::to_string(ctx.labels == nullptr ? 0 : ctx.label_count));
-  for (index_t j = 0; j < batch; ++j)
+  for (index_t j = 0; host_memory && j < batch; ++j)
     if (ctx.labels[j] < 0 || ctx.labels[j] >= classes)
       throw config_error(std::string(layer) + " label of sample " + std::to_string(j), std::to_string(ctx.labels[j]),
                          "a class in [0, " + std::to_string(classes) + ")");
@@ -140,7 +143,7 @@ public:
 
   void forward(const S* p, ConstBatchView<S> x, BatchView<S> y, const Context& ctx) {
     const index_t n = x.batch();
-    labels_ = labels_for(ctx, n, Classes, name);
+    labels_ = labels_for(ctx, n, Classes, name, B::host_memory);
     B::for_each(n, kernels::ConcatCode<S>{x.data(), y.data(), labels_, Learned ? p : nullptr, In::size, Code,
                                           planes<In>::area});
   }

@@ -102,7 +102,7 @@ public:
 
   void forward(const S* p, ConstBatchView<S> x, BatchView<S> y, const Context& ctx) {
     const index_t n = x.batch();
-    labels_ = labels_for(ctx, n, Classes, name);
+    labels_ = labels_for(ctx, n, Classes, name, B::host_memory);
     B::for_each(n, kernels::ProjectRow<S>{p, table(p), p + features, labels_, x.data(), y.data(), features});
   }
 

@@ -15,9 +15,11 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "forgery/backend/cpu.hpp"
 #include "forgery/core/batch_view.hpp"
+#include "forgery/core/buffer.hpp"
 #include "forgery/core/concepts.hpp"
 #include "forgery/core/error.hpp"
 #include "forgery/core/philox.hpp"
@@ -194,6 +196,10 @@ public:
     dropout_d_ = RandomStream{config_.seed, dropout_d, 0};
     const index_t n = config_.batch;
     if constexpr (conditional) labels_.resize(2 * n);
+    if constexpr (!B::host_memory) {
+      host_real_.resize(sample_size * n);
+      if constexpr (conditional) host_labels_.resize(2 * n);
+    }
     if constexpr (critic_rows > 1) d_out_grad_.resize(critic_rows * 2 * n);
     z_.resize(latent_size * n);
     critic_in_.resize(sample_size * 2 * n);
@@ -289,7 +295,14 @@ public:
     if (static_cast<index_t>(labels.size()) != out.batch())
       throw shape_error("Trainer::generate labels", std::to_string(out.batch()) + " labels (one per sample)",
                         std::to_string(labels.size()));
-    g_.set_labels(labels.data(), out.batch());
+    if constexpr (B::host_memory) {
+      g_.set_labels(labels.data(), out.batch());
+    } else {
+      check_label_range(labels.data(), out.batch(), "Trainer::generate");
+      gen_labels_.resize(out.batch());
+      B::to_device(out.batch(), labels.data(), gen_labels_.data());
+      g_.set_labels(gen_labels_.data(), out.batch());
+    }
     generate_impl(rng, out, weights);
   }
 
@@ -339,9 +352,6 @@ public:
   /// the network and the quantity) if any of it is not finite: a diverged state is never
   /// written.
   [[nodiscard]] io::CheckpointWriter checkpoint() const {
-    static_assert(B::host_memory,
-                  "fg::Trainer::checkpoint: this backend keeps its buffers in device memory; checkpoints of such "
-                  "backends go through B::to_host / B::to_device (see the CUDA backend).");
     check_checkpointable();
     io::CheckpointWriter w;
     w.add_text("forgery/version", version_string());
@@ -362,7 +372,8 @@ public:
     }
     write_network(w, "generator", g_, g_opt_);
     write_network(w, "discriminator", d_, d_opt_);
-    if (!ema_.empty()) w.add("generator/ema", ema_.data(), static_cast<std::size_t>(ema_.size()));
+    if (!ema_.empty())
+      w.add("generator/ema", host_view(ema_.data(), ema_.size()), static_cast<std::size_t>(ema_.size()));
     return w;
   }
 
@@ -377,9 +388,6 @@ public:
   /// any error (io_error naming the file and record, or the two differing types or
   /// settings) this Trainer is unchanged.
   void load_checkpoint(const io::CheckpointFile& file) {
-    static_assert(B::host_memory,
-                  "fg::Trainer::load_checkpoint: this backend keeps its buffers in device memory; checkpoints of "
-                  "such backends go through B::to_host / B::to_device (see the CUDA backend).");
     check_checkpointable();
     const std::string& name = file.name();
     expect_text(file, "signature/scalar", io::record_type_name(io::record_type_of<S>()), "scalar type");
@@ -415,7 +423,7 @@ public:
     // Commit.
     read_network(file, "generator", g_, g_opt_, g_cfg, g_opt_steps);
     read_network(file, "discriminator", d_, d_opt_, d_cfg, d_opt_steps);
-    if (!ema_.empty()) file.read_array("generator/ema", ema_.data(), static_cast<std::uint64_t>(ema_.size()));
+    if (!ema_.empty()) read_record(file, "generator/ema", ema_.data(), ema_.size());
     for (std::size_t i = 0; i < streams.size(); ++i) *streams[i] = restored[i];
     steps_ = step;
     g_updates_ = g_updates;
@@ -521,23 +529,47 @@ private:
                                 std::to_string(i) + "): a diverged state is not checkpointed");
   }
 
+  // `n` values of backend memory readable on the host: the pointer itself on a host
+  // backend, else a copy (valid until the next call).
+  const S* host_view(const S* p, index_t n) const {
+    if constexpr (B::host_memory) {
+      return p;
+    } else {
+      host_scratch_.resize(n);
+      B::to_host(n, p, host_scratch_.data());
+      return host_scratch_.data();
+    }
+  }
+  // Copies n values from a checkpoint record into backend memory.
+  void read_record(const io::CheckpointFile& file, const std::string& record, S* dst, index_t n) {
+    if constexpr (B::host_memory) {
+      file.read_array(record, dst, static_cast<std::uint64_t>(n));
+    } else {
+      host_scratch_.resize(n);
+      file.read_array(record, host_scratch_.data(), static_cast<std::uint64_t>(n));
+      B::to_device(n, host_scratch_.data(), dst);
+    }
+  }
+
   template <class Net, class State>
   void write_network(io::CheckpointWriter& w, const std::string& prefix, const Net& net_c, const State& opt) const {
     Net& net = const_cast<Net&>(net_c); // for_each_state is not const; nothing is modified
-    check_finite_buffer(prefix.c_str(), "parameters", net.params(), Net::param_count, steps_);
-    w.add(prefix + "/params", net.params(), static_cast<std::size_t>(Net::param_count));
+    auto add = [&](const std::string& record, const char* quantity, const S* p, index_t n) {
+      const S* h = host_view(p, n);
+      check_finite_buffer(prefix.c_str(), quantity, h, n, steps_);
+      w.add(record, h, static_cast<std::size_t>(n));
+    };
+    add(prefix + "/params", "parameters", net.params(), Net::param_count);
     net.for_each_state([&](std::size_t layer, S* data, index_t count) {
       const std::string q = "layer " + std::to_string(layer) + " state values";
-      check_finite_buffer(prefix.c_str(), q.c_str(), data, count, steps_);
-      w.add(prefix + "/state/" + std::to_string(layer), data, static_cast<std::size_t>(count));
+      add(prefix + "/state/" + std::to_string(layer), q.c_str(), data, count);
     });
     if (prefix == "generator" && !ema_.empty())
-      check_finite_buffer(prefix.c_str(), "EMA parameters", ema_.data(), ema_.size(), steps_);
+      check_finite_buffer(prefix.c_str(), "EMA parameters", host_view(ema_.data(), ema_.size()), ema_.size(), steps_);
     w.add_i64(prefix + "/optimizer/steps", opt.steps());
     opt.for_each_state([&](const char* buf_name, const auto& buf) {
       const std::string q = std::string("optimizer ") + buf_name + " values";
-      check_finite_buffer(prefix.c_str(), q.c_str(), buf.data(), buf.size(), steps_);
-      w.add(prefix + "/optimizer/" + buf_name, buf.data(), static_cast<std::size_t>(buf.size()));
+      add(prefix + "/optimizer/" + buf_name, q.c_str(), buf.data(), buf.size());
     });
     std::string cfg;
     opt.config().fields(
@@ -594,12 +626,12 @@ private:
   template <class Net, class State, class Cfg>
   void read_network(const io::CheckpointFile& file, const std::string& prefix, Net& net, State& opt, const Cfg& cfg,
                     long long opt_steps) {
-    file.read_array(prefix + "/params", net.params(), static_cast<std::uint64_t>(Net::param_count));
+    read_record(file, prefix + "/params", net.params(), Net::param_count);
     net.for_each_state([&](std::size_t layer, S* data, index_t count) {
-      file.read_array(prefix + "/state/" + std::to_string(layer), data, static_cast<std::uint64_t>(count));
+      read_record(file, prefix + "/state/" + std::to_string(layer), data, count);
     });
     opt.for_each_state([&](const char* buf_name, auto& buf) {
-      file.read_array(prefix + "/optimizer/" + buf_name, buf.data(), static_cast<std::uint64_t>(buf.size()));
+      read_record(file, prefix + "/optimizer/" + buf_name, buf.data(), buf.size());
     });
     opt.config() = cfg;
     opt.set_steps(opt_steps);
@@ -630,11 +662,23 @@ private:
                     "src.sample(rng, out, std::span<std::int32_t> labels) (fg::data::ShuffledBatches does).");
       // The fakes of a critic update take the real batch's labels: each class is seen as
       // often real as fake, and penalties that mix real and fake points keep one label.
-      source.sample(data_, BatchView<S>(real, sample_size, n), std::span<std::int32_t>(labels_.data(), n));
-      std::copy(labels_.data(), labels_.data() + n, labels_.data() + n);
+      if constexpr (B::host_memory) {
+        source.sample(data_, BatchView<S>(real, sample_size, n), std::span<std::int32_t>(labels_.data(), n));
+        std::copy(labels_.data(), labels_.data() + n, labels_.data() + n);
+      } else {
+        source.sample(data_, BatchView<S>(host_real_.data(), sample_size, n),
+                      std::span<std::int32_t>(host_labels_.data(), n));
+        check_label_range(host_labels_.data(), n, "Trainer data source");
+        std::copy(host_labels_.data(), host_labels_.data() + n, host_labels_.data() + n);
+        B::to_device(sample_size * n, host_real_.data(), real);
+        B::to_device(2 * n, host_labels_.data(), labels_.data());
+      }
       g_.set_labels(labels_.data() + n, n);
-    } else {
+    } else if constexpr (B::host_memory) {
       source.sample(data_, BatchView<S>(real, sample_size, n));
+    } else {
+      source.sample(data_, BatchView<S>(host_real_.data(), sample_size, n));
+      B::to_device(sample_size * n, host_real_.data(), real);
     }
     generate_fakes();
     const ConstBatchView<S> out = critic_forward_both();
@@ -668,7 +712,12 @@ private:
     bind_streams();
     if constexpr (conditional) {
       // Fresh uniform labels for the generator's batch; the real half keeps its labels.
-      detail::draw_labels(labels_rng_, n, classes, labels_.data() + n);
+      if constexpr (B::host_memory) {
+        detail::draw_labels(labels_rng_, n, classes, labels_.data() + n);
+      } else {
+        detail::draw_labels(labels_rng_, n, classes, host_labels_.data() + n);
+        B::to_device(n, host_labels_.data() + n, labels_.data() + n);
+      }
       g_.set_labels(labels_.data() + n, n);
     }
     generate_fakes();
@@ -780,6 +829,14 @@ private:
     B::for_each(cols, kernels::StridedCopy<S>{d_logits_.data(), 1, d_out_grad_.data(), critic_rows});
   }
 
+  // Labels bound for device memory are checked on the host (layers check host labels).
+  static void check_label_range(const std::int32_t* labels, index_t n, const char* where) {
+    for (index_t j = 0; j < n; ++j)
+      if (labels[j] < 0 || labels[j] >= classes)
+        throw config_error(std::string(where) + " label of sample " + std::to_string(j), std::to_string(labels[j]),
+                           "a class in [0, " + std::to_string(classes) + ")");
+  }
+
   // The NaN/Inf guard: a scalar per quantity per update (losses, penalties, gradient
   // norms; the norms cover every gradient entry), so it costs nothing next to the step.
   template <class V>
@@ -817,7 +874,13 @@ private:
   typename Opt::template State<B> g_opt_, d_opt_;
   typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_, adv_logits_, d_out_grad_,
       split_out_;
-  typename B::template buffer<std::int32_t> labels_; // [real batch | fake batch] labels
+  typename B::template buffer<std::int32_t> labels_;     // [real batch | fake batch] labels
+  typename B::template buffer<std::int32_t> gen_labels_; // generate()'s labels on a device backend
+  // Host staging for a backend with device memory: data sources and the label draws write
+  // on the host, then one upload per batch (unused, and empty, on host backends).
+  HostBuffer<S> host_real_;
+  HostBuffer<std::int32_t> host_labels_;
+  mutable std::vector<S> host_scratch_; // checkpoints of a device backend
   penalty::Workspace<B> workspace_;
   RandomStream noise_, data_, penalty_, labels_rng_, dropout_g_, dropout_d_;
   // The statistics and the part values their span points at; a copied Trainer's span points
