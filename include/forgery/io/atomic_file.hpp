@@ -1,6 +1,6 @@
 // Writing files so that nothing is lost: content goes to a temporary file beside the
-// target, is flushed and fsync'ed, then renamed over it. A crash leaves the old file or
-// the new one, never half of either.
+// target, is flushed and fsync'ed, then renamed over it, and the directory is fsync'ed. A
+// crash leaves the old file or the new one, never half of either.
 #pragma once
 
 #include <cerrno>
@@ -44,6 +44,14 @@ inline void write_file_atomically(const std::filesystem::path& path, std::string
   if (ec) {
     ::unlink(tmp.c_str());
     throw io_error(path.string(), "cannot replace with " + tmp.string() + ": " + ec.message());
+  }
+  // The rename itself is durable once the directory is flushed too (best effort: some
+  // file systems refuse fsync on a directory, and the file's content is safe already).
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
   }
 }
 
