@@ -18,6 +18,8 @@ PACKAGES=(
   libstb-dev
   dataset-fashion-mnist
   python3-matplotlib
+  # scripts/conan-test.sh installs Conan from PyPI into a venv.
+  python3-venv
   # The fuzz preset: clang with libFuzzer and the sanitizer runtimes, and clang's OpenMP
   # (the top-level CMakeLists.txt finds OpenMP in every configuration).
   clang-14

@@ -1,0 +1,30 @@
+# Conan test package: builds and runs a small program against the created forgery package,
+# found as a consumer would (find_package(forgery), forgery::forgery). Run by
+# `conan create` (scripts/conan-test.sh).
+import os
+
+from conan import ConanFile
+from conan.tools.build import can_run
+from conan.tools.cmake import CMake, cmake_layout
+
+
+class ForgeryTestConan(ConanFile):
+    settings = "os", "arch", "compiler", "build_type"
+    generators = "CMakeDeps", "CMakeToolchain"
+    test_type = "explicit"
+
+    def requirements(self):
+        self.requires(self.tested_reference_str)
+
+    def layout(self):
+        cmake_layout(self)
+
+    def build(self):
+        cmake = CMake(self)
+        cmake.configure()
+        cmake.build()
+
+    def test(self):
+        if can_run(self):
+            # Runs in the build folder: the program writes its checkpoint, .npy and .png there.
+            self.run(os.path.join(self.cpp.build.bindir, "test_package"), env="conanrun")
