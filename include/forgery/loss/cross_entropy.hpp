@@ -50,7 +50,7 @@ struct SoftmaxCrossEntropy {
 namespace loss {
 
 /// Mean softmax cross-entropy of `logits` (classes x n) against `labels` (n values in
-/// [0, classes), checked); writes its gradient (with the 1/n) into `grad` (classes x n,
+/// [0, classes), checked on host backends); writes its gradient (with the 1/n) into `grad` (classes x n,
 /// overwritten; nullptr: value only). `work` holds n scalars.
 template <class B, class S>
 S cross_entropy(ConstBatchView<S> logits, const std::int32_t* labels, std::type_identity_t<S>* grad,
@@ -59,7 +59,8 @@ S cross_entropy(ConstBatchView<S> logits, const std::int32_t* labels, std::type_
   if (classes < 2 || n < 1)
     throw shape_error("loss::cross_entropy logits", "classes >= 2 and n >= 1",
                       std::to_string(classes) + " x " + std::to_string(n));
-  for (index_t j = 0; j < n; ++j)
+  // Labels in device memory (a device backend) are the caller's to check on the host.
+  for (index_t j = 0; B::host_memory && j < n; ++j)
     if (labels[j] < 0 || labels[j] >= classes)
       throw config_error("loss::cross_entropy label of sample " + std::to_string(j), std::to_string(labels[j]),
                          "a class in [0, " + std::to_string(classes) + ")");
