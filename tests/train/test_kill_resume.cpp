@@ -4,8 +4,10 @@
 // run never interrupted. SIGTERM and SIGINT make it save, report and exit with status 0.
 #include "../support.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -65,8 +67,10 @@ pid_t start_worker(const std::filesystem::path& dir, const std::filesystem::path
 
 int wait_for(pid_t pid) {
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
+  pid_t got = -1;
+  while ((got = ::waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
+  REQUIRE_MESSAGE(got == pid, "waitpid failed: " << std::strerror(errno));
   return status;
 }
 
@@ -77,15 +81,17 @@ int run_worker(const std::filesystem::path& dir, const std::filesystem::path& ou
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
-// Waits (up to a minute) until `dir` holds a checkpoint newer than `after`, or the worker exited.
-bool wait_for_checkpoint(const std::filesystem::path& dir, long long after, pid_t pid) {
+// Waits (up to a minute) until `dir` holds a checkpoint newer than `after` (returns true, the
+// worker still to be waited for) or the worker exited (returns false, its wait status in
+// *exited: it has been reaped).
+bool wait_for_checkpoint(const std::filesystem::path& dir, long long after, pid_t pid, int* exited) {
   for (int i = 0; i < 6000; ++i) {
     const auto all = forgery::io::list_checkpoints(dir);
     if (!all.empty() && all.back().step > after) return true;
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) return false;
+    if (::waitpid(pid, exited, WNOHANG) == pid) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  FAIL("no new checkpoint in " << dir << " within a minute");
   return false;
 }
 
@@ -109,10 +115,11 @@ TEST_CASE("a run killed with SIGKILL again and again and resumed ends bit for bi
     const auto before = forgery::io::list_checkpoints(dir);
     const long long newest = before.empty() ? -1 : before.back().step;
     const pid_t pid = start_worker(dir, out, threads, log);
-    if (!wait_for_checkpoint(dir, newest, pid)) {
-      // The worker finished (or died) before saving again: it must have finished cleanly.
-      const int status = wait_for(pid);
-      REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), log_text(log));
+    int exited = 0;
+    if (!wait_for_checkpoint(dir, newest, pid, &exited)) {
+      // The worker finished (or died) before it was seen saving again: it must have
+      // finished cleanly.
+      REQUIRE_MESSAGE((WIFEXITED(exited) && WEXITSTATUS(exited) == 0), log_text(log));
       continue;
     }
     const fg::PhiloxBlock w = fg::philox_block(rng.seed, rng.stream, rng.take(1));
@@ -138,7 +145,8 @@ TEST_CASE("SIGTERM and SIGINT make a training process save, report and exit clea
     const auto dir = s.dir / ("signal" + std::to_string(signo));
     const auto out = s.dir / ("signal" + std::to_string(signo) + ".fgck");
     const pid_t pid = start_worker(dir, out, 2, log);
-    REQUIRE(wait_for_checkpoint(dir, 0, pid));
+    int exited = 0;
+    REQUIRE_MESSAGE(wait_for_checkpoint(dir, 0, pid, &exited), "the worker ended before its first checkpoint");
     ::kill(pid, signo);
     const int status = wait_for(pid);
     INFO(log_text(log));
