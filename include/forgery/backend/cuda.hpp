@@ -208,46 +208,6 @@ struct DotTerm {
   __device__ S operator()(index_t i) const { return x[i] * y[i]; }
 };
 
-// a + b * c rounded twice, never fused: the host computes these without FMA (x86-64 without
-// -mfma), and nvcc would otherwise contract them, changing the last bit of the Philox fills.
-__device__ inline float mul_add_rn(float a, float b, float c) { return __fadd_rn(a, __fmul_rn(b, c)); }
-__device__ inline double mul_add_rn(double a, double b, double c) { return __dadd_rn(a, __dmul_rn(b, c)); }
-
-/// kernels::UniformFill with `lo + span * u` unfused: bitwise the CPU backend's values.
-template <class S>
-struct UniformFill {
-  S* x;
-  index_t n;
-  std::uint64_t seed, stream, counter;
-  S lo, span;
-  __device__ void operator()(index_t block) const {
-    const PhiloxBlock b = philox_block(seed, stream, counter + static_cast<std::uint64_t>(block));
-    constexpr index_t per = values_per_block<S>;
-    for (index_t l = 0; l < per; ++l) {
-      const index_t i = block * per + l;
-      if (i < n) x[i] = mul_add_rn(lo, span, uniform_from_block<S>(b, static_cast<int>(l)));
-    }
-  }
-};
-
-/// kernels::NormalFill with `mean + stddev * z` unfused; z itself comes from the device's
-/// log, sin and cos (within a few ulp of glibc's).
-template <class S>
-struct NormalFill {
-  S* x;
-  index_t n;
-  std::uint64_t seed, stream, counter;
-  S mean, stddev;
-  __device__ void operator()(index_t block) const {
-    const PhiloxBlock b = philox_block(seed, stream, counter + static_cast<std::uint64_t>(block));
-    constexpr index_t per = values_per_block<S>;
-    for (index_t l = 0; l < per; ++l) {
-      const index_t i = block * per + l;
-      if (i < n) x[i] = mul_add_rn(mean, stddev, normal_from_block<S>(b, static_cast<int>(l)));
-    }
-  }
-};
-
 /// The calling thread's cuBLAS handle: created on first use, pedantic math (no TF32 or other
 /// reduced-precision shortcuts, so results compare with the CPU backend), default stream.
 class CublasHandle {
@@ -386,20 +346,6 @@ struct Cuda : OpSet<Cuda<S>, S> {
   static void to_device(index_t n, const T* host_src, T* dst) {
     if (n <= 0) return;
     FORGERY_CUDA_CHECK(cudaMemcpy(dst, host_src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyHostToDevice));
-  }
-
-  /// n uniform values in (lo, hi), bitwise those of the CPU backend; advances `rng` as it does.
-  static void fill_uniform(index_t n, S* x, RandomStream& rng, S lo, S hi) {
-    const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
-    const auto first = rng.take(static_cast<std::uint64_t>(blocks));
-    for_each(blocks, cuda_detail::UniformFill<S>{x, n, rng.seed, rng.stream, first, lo, hi - lo});
-  }
-  /// n normal values N(mean, stddev^2): the CPU backend's within a few ulp (device log,
-  /// sin, cos); advances `rng` as it does.
-  static void fill_normal(index_t n, S* x, RandomStream& rng, S mean, S stddev) {
-    const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
-    const auto first = rng.take(static_cast<std::uint64_t>(blocks));
-    for_each(blocks, cuda_detail::NormalFill<S>{x, n, rng.seed, rng.stream, first, mean, stddev});
   }
 
 private:

@@ -84,6 +84,24 @@ struct ColSums {
   }
 };
 
+/// a + b * c with two roundings, never fused into one FMA: host builds (ISO C++, no
+/// contraction) compute it so, and nvcc would otherwise contract it on the device, so the
+/// Philox fills below give the same bits on every backend.
+FORGERY_HOST_DEVICE inline float add_mul_unfused(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, __fmul_rn(b, c));
+#else
+  return a + b * c;
+#endif
+}
+FORGERY_HOST_DEVICE inline double add_mul_unfused(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(a, __dmul_rn(b, c));
+#else
+  return a + b * c;
+#endif
+}
+
 /// Uniform values in (lo, hi), one Philox block per index.
 template <class S>
 struct UniformFill {
@@ -96,12 +114,13 @@ struct UniformFill {
     constexpr index_t per = values_per_block<S>;
     for (index_t l = 0; l < per; ++l) {
       const index_t i = block * per + l;
-      if (i < n) x[i] = lo + span * uniform_from_block<S>(b, static_cast<int>(l));
+      if (i < n) x[i] = add_mul_unfused(lo, span, uniform_from_block<S>(b, static_cast<int>(l)));
     }
   }
 };
 
-/// Normal values with the given mean and standard deviation, one Philox block per index.
+/// Normal values with the given mean and standard deviation, one Philox block per index
+/// (device log, sin and cos may differ from the host's in the last bits).
 template <class S>
 struct NormalFill {
   S* x;
@@ -113,7 +132,7 @@ struct NormalFill {
     constexpr index_t per = values_per_block<S>;
     for (index_t l = 0; l < per; ++l) {
       const index_t i = block * per + l;
-      if (i < n) x[i] = mean + stddev * normal_from_block<S>(b, static_cast<int>(l));
+      if (i < n) x[i] = add_mul_unfused(mean, stddev, normal_from_block<S>(b, static_cast<int>(l)));
     }
   }
 };

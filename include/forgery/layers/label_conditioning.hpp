@@ -26,10 +26,7 @@ inline const std::int32_t* labels_for(const Context& ctx, index_t batch, index_t
     throw error(std::string("forgery: ") + layer + " conditions on class labels: call Network::set_labels with at " +
                 "least " + std::to_string(batch) + " labels before the pass (the Trainer does this for conditional " +
                 "networks); got " + std::to_string(ctx.labels == nullptr ? 0 : ctx.label_count));
-  for (index_t j = 0; host_memory && j < batch; ++j)
-    if (ctx.labels[j] < 0 || ctx.labels[j] >= classes)
-      throw config_error(std::string(layer) + " label of sample " + std::to_string(j), std::to_string(ctx.labels[j]),
-                         "a class in [0, " + std::to_string(classes) + ")");
+  if (host_memory) check_label_range(ctx.labels, batch, classes, layer);
   return ctx.labels;
 }
 

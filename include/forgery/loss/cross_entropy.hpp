@@ -10,6 +10,7 @@
 #include "forgery/core/batch_view.hpp"
 #include "forgery/core/config.hpp"
 #include "forgery/core/error.hpp"
+#include "forgery/layers/context.hpp"
 
 namespace forgery {
 
@@ -60,10 +61,7 @@ S cross_entropy(ConstBatchView<S> logits, const std::int32_t* labels, std::type_
     throw shape_error("loss::cross_entropy logits", "classes >= 2 and n >= 1",
                       std::to_string(classes) + " x " + std::to_string(n));
   // Labels in device memory (a device backend) are the caller's to check on the host.
-  for (index_t j = 0; B::host_memory && j < n; ++j)
-    if (labels[j] < 0 || labels[j] >= classes)
-      throw config_error("loss::cross_entropy label of sample " + std::to_string(j), std::to_string(labels[j]),
-                         "a class in [0, " + std::to_string(classes) + ")");
+  if constexpr (B::host_memory) detail::check_label_range(labels, n, classes, "loss::cross_entropy");
   const S scale = S(1) / static_cast<S>(n);
   if (grad != nullptr) B::fill(classes * n, grad, S(0));
   B::for_each(n, kernels::SoftmaxCrossEntropy<S>{logits.data(), labels, grad, work, classes, classes, 0, scale});

@@ -298,7 +298,7 @@ public:
     if constexpr (B::host_memory) {
       g_.set_labels(labels.data(), out.batch());
     } else {
-      check_label_range(labels.data(), out.batch(), "Trainer::generate");
+      detail::check_label_range(labels.data(), out.batch(), classes, "Trainer::generate");
       gen_labels_.resize(out.batch());
       B::to_device(out.batch(), labels.data(), gen_labels_.data());
       g_.set_labels(gen_labels_.data(), out.batch());
@@ -363,17 +363,14 @@ public:
     w.add_text("config", config_text());
     w.add_i64("trainer/step", steps_);
     w.add_i64("trainer/generator_updates", g_updates_);
-    const char* const names[] = {"rng/noise",  "rng/data",      "rng/penalty",
-                                 "rng/labels", "rng/dropout_g", "rng/dropout_d"};
     const auto streams = const_cast<Trainer*>(this)->random_streams();
     for (std::size_t i = 0; i < streams.size(); ++i) {
       const std::uint64_t v[3] = {streams[i]->seed, streams[i]->stream, streams[i]->counter};
-      w.add(names[i], v, 3);
+      w.add(stream_records[i], v, 3);
     }
     write_network(w, "generator", g_, g_opt_);
     write_network(w, "discriminator", d_, d_opt_);
-    if (!ema_.empty())
-      w.add("generator/ema", host_view(ema_.data(), ema_.size()), static_cast<std::size_t>(ema_.size()));
+    if (!ema_.empty()) add_finite(w, "generator/ema", "generator", "EMA parameters", ema_.data(), ema_.size());
     return w;
   }
 
@@ -401,17 +398,16 @@ public:
     if (step < 0 || g_updates < 0 || g_updates > step)
       throw io_error(name, "checkpoint step counters are inconsistent: step " + std::to_string(step) +
                                ", generator updates " + std::to_string(g_updates));
-    const char* const names[] = {"rng/noise",  "rng/data",      "rng/penalty",
-                                 "rng/labels", "rng/dropout_g", "rng/dropout_d"};
     const auto streams = random_streams();
     std::array<RandomStream, 6> restored{};
     for (std::size_t i = 0; i < streams.size(); ++i) {
       std::uint64_t v[3];
-      file.read_array(names[i], v, 3);
+      file.read_array(stream_records[i], v, 3);
       if (v[0] != streams[i]->seed || v[1] != streams[i]->stream)
-        throw io_error(name, std::string("checkpoint record '") + names[i] + "' is for seed " + std::to_string(v[0]) +
-                                 " stream " + std::to_string(v[1]) + ", this trainer's is seed " +
-                                 std::to_string(streams[i]->seed) + " stream " + std::to_string(streams[i]->stream));
+        throw io_error(name, std::string("checkpoint record '") + stream_records[i] + "' is for seed " +
+                                 std::to_string(v[0]) + " stream " + std::to_string(v[1]) +
+                                 ", this trainer's is seed " + std::to_string(streams[i]->seed) + " stream " +
+                                 std::to_string(streams[i]->stream));
       restored[i] = RandomStream{v[0], v[1], v[2]};
     }
     // Validate every array record and the optimizer settings before changing anything.
@@ -468,6 +464,10 @@ private:
     cs.for_each_state([](const char*, const auto&) {});
     cs.config().fields([](const char*, const auto&) {});
   };
+
+  // Checkpoint records of the streams random_streams() returns, in its order.
+  static constexpr std::array<const char*, 6> stream_records{"rng/noise",  "rng/data",      "rng/penalty",
+                                                             "rng/labels", "rng/dropout_g", "rng/dropout_d"};
 
   static void check_checkpointable() {
     static_assert(checkpointable_state<typename Opt::template State<B>>,
@@ -551,25 +551,26 @@ private:
     }
   }
 
+  // Adds n values of backend memory as a record, refusing non-finite ones.
+  void add_finite(io::CheckpointWriter& w, const std::string& record, const std::string& network,
+                  const std::string& quantity, const S* p, index_t n) const {
+    const S* h = host_view(p, n);
+    check_finite_buffer(network.c_str(), quantity.c_str(), h, n, steps_);
+    w.add(record, h, static_cast<std::size_t>(n));
+  }
+
   template <class Net, class State>
   void write_network(io::CheckpointWriter& w, const std::string& prefix, const Net& net_c, const State& opt) const {
     Net& net = const_cast<Net&>(net_c); // for_each_state is not const; nothing is modified
-    auto add = [&](const std::string& record, const char* quantity, const S* p, index_t n) {
-      const S* h = host_view(p, n);
-      check_finite_buffer(prefix.c_str(), quantity, h, n, steps_);
-      w.add(record, h, static_cast<std::size_t>(n));
-    };
-    add(prefix + "/params", "parameters", net.params(), Net::param_count);
+    add_finite(w, prefix + "/params", prefix, "parameters", net.params(), Net::param_count);
     net.for_each_state([&](std::size_t layer, S* data, index_t count) {
-      const std::string q = "layer " + std::to_string(layer) + " state values";
-      add(prefix + "/state/" + std::to_string(layer), q.c_str(), data, count);
+      add_finite(w, prefix + "/state/" + std::to_string(layer), prefix,
+                 "layer " + std::to_string(layer) + " state values", data, count);
     });
-    if (prefix == "generator" && !ema_.empty())
-      check_finite_buffer(prefix.c_str(), "EMA parameters", host_view(ema_.data(), ema_.size()), ema_.size(), steps_);
     w.add_i64(prefix + "/optimizer/steps", opt.steps());
     opt.for_each_state([&](const char* buf_name, const auto& buf) {
-      const std::string q = std::string("optimizer ") + buf_name + " values";
-      add(prefix + "/optimizer/" + buf_name, q.c_str(), buf.data(), buf.size());
+      add_finite(w, prefix + "/optimizer/" + buf_name, prefix, std::string("optimizer ") + buf_name + " values",
+                 buf.data(), buf.size());
     });
     std::string cfg;
     opt.config().fields(
@@ -668,7 +669,7 @@ private:
       } else {
         source.sample(data_, BatchView<S>(host_real_.data(), sample_size, n),
                       std::span<std::int32_t>(host_labels_.data(), n));
-        check_label_range(host_labels_.data(), n, "Trainer data source");
+        detail::check_label_range(host_labels_.data(), n, classes, "Trainer data source");
         std::copy(host_labels_.data(), host_labels_.data() + n, host_labels_.data() + n);
         B::to_device(sample_size * n, host_real_.data(), real);
         B::to_device(2 * n, host_labels_.data(), labels_.data());
@@ -827,14 +828,6 @@ private:
   void scatter_adversarial_gradient(index_t cols) {
     B::fill(critic_rows * cols, d_out_grad_.data(), S(0));
     B::for_each(cols, kernels::StridedCopy<S>{d_logits_.data(), 1, d_out_grad_.data(), critic_rows});
-  }
-
-  // Labels bound for device memory are checked on the host (layers check host labels).
-  static void check_label_range(const std::int32_t* labels, index_t n, const char* where) {
-    for (index_t j = 0; j < n; ++j)
-      if (labels[j] < 0 || labels[j] >= classes)
-        throw config_error(std::string(where) + " label of sample " + std::to_string(j), std::to_string(labels[j]),
-                           "a class in [0, " + std::to_string(classes) + ")");
   }
 
   // The NaN/Inf guard: a scalar per quantity per update (losses, penalties, gradient
