@@ -30,8 +30,10 @@ static_assert(fg::Backend<fg::backend::Reference<double>>);
 static_assert(!fg::Backend<int>);
 static_assert(!fg::Backend<fg::HostBuffer<float>>);
 
-// The backends checked against the oracle, over both scalar types.
-#define FORGERY_TEST_FAST_BACKENDS fg::backend::Cpu<float>, fg::backend::Cpu<double>
+// The backends checked against the oracle, over both scalar types and both GEMM providers
+// (Cpu<double> takes Eigen's GEMM whatever the provider).
+#define FORGERY_TEST_FAST_BACKENDS                                                                                     \
+  fg::backend::Cpu<float>, fg::backend::Cpu<double>, fg::backend::Cpu<float, fg::backend::EigenGemm>
 
 namespace {
 
@@ -155,6 +157,78 @@ TEST_CASE_TEMPLATE("gemm matches the reference on shapes that take the tiled par
         check_gemm<B>(ta, tb, shape, scalings[run % 2], run % 3 == 0 ? 5 : 0);
         ++run;
       }
+}
+
+namespace {
+
+// Selects a NativeGemm kernel for the scope, restoring the CPU's best however the test ends.
+class GemmIsaGuard {
+public:
+  explicit GemmIsaGuard(fg::backend::GemmIsa isa) : chosen_(fg::backend::NativeGemm::use(isa)) {}
+  GemmIsaGuard(const GemmIsaGuard&) = delete;
+  GemmIsaGuard& operator=(const GemmIsaGuard&) = delete;
+  ~GemmIsaGuard() { fg::backend::NativeGemm::use(fg::backend::GemmIsa::avx512); }
+  fg::backend::GemmIsa chosen() const { return chosen_; }
+
+private:
+  fg::backend::GemmIsa chosen_;
+};
+
+const char* isa_name(fg::backend::GemmIsa isa) {
+  switch (isa) {
+  case fg::backend::GemmIsa::avx512:
+    return "avx512";
+  case fg::backend::GemmIsa::avx2:
+    return "avx2";
+  default:
+    return "none (Eigen)";
+  }
+}
+
+} // namespace
+
+TEST_CASE("NativeGemm: each of the CPU's kernels matches the reference, and all give the same bits") {
+  using fg::backend::GemmIsa;
+  using C = fg::backend::Cpu<float>;
+  // Ragged edges in m (not a multiple of 16 or 32) and n (not of 6 or 12), several k-blocks
+  // (k > 256, unequal split), single-task and tiled shapes, a GEMV-like n = 1.
+  const GemmShape shapes[] = {{1, 1, 1},    {31, 13, 7},     {33, 25, 300},  {17, 7, 513},
+                              {97, 61, 45}, {300, 200, 150}, {784, 64, 256}, {5, 1, 1000}};
+  const Scaling scalings[] = {{1, 0, true}, {-0.5, 1.5, false}, {2, 1, false}};
+  std::vector<std::vector<float>> results[3];
+  for (const GemmIsa isa : {GemmIsa::avx512, GemmIsa::avx2, GemmIsa::none}) {
+    const GemmIsaGuard guard(isa);
+    if (guard.chosen() != isa) {
+      MESSAGE("this CPU has no ", isa_name(isa), " kernel; it is not tested here");
+      continue;
+    }
+    CAPTURE(isa_name(isa));
+    CHECK(fg::backend::NativeGemm::isa() == isa);
+    int run = 0;
+    for (const GemmShape& s : shapes)
+      for (const Trans ta : transposes)
+        for (const Trans tb : transposes) {
+          const Scaling& scaling = scalings[run++ % 3];
+          check_gemm<C>(ta, tb, s, scaling, run % 2 == 0 ? 3 : 0);
+          const index_t lda = (ta == Trans::no ? s.m : s.k) + 1, ldb = (tb == Trans::no ? s.k : s.n) + 1, ldc = s.m;
+          const std::vector<float> a = random_values<float>(lda * (ta == Trans::no ? s.k : s.m), 70);
+          const std::vector<float> b = random_values<float>(ldb * (tb == Trans::no ? s.n : s.k), 71);
+          std::vector<float> c = random_values<float>(ldc * s.n, 72);
+          C::gemm(ta, tb, s.m, s.n, s.k, float(scaling.alpha), a.data(), lda, b.data(), ldb, float(scaling.beta),
+                  c.data(), ldc);
+          results[static_cast<int>(isa)].push_back(std::move(c));
+        }
+  }
+  // The packed kernels (AVX-512 and AVX2) compute each output by the same operations.
+  const auto& avx512 = results[static_cast<int>(GemmIsa::avx512)];
+  const auto& avx2 = results[static_cast<int>(GemmIsa::avx2)];
+  if (!avx512.empty() && !avx2.empty()) {
+    REQUIRE(avx512.size() == avx2.size());
+    for (std::size_t i = 0; i < avx512.size(); ++i) {
+      CAPTURE(i);
+      CHECK(same_bits(avx512[i], avx2[i]));
+    }
+  }
 }
 
 TEST_CASE_TEMPLATE("elementwise ops match the reference and stay inside their range", B, FORGERY_TEST_FAST_BACKENDS) {

@@ -1,0 +1,376 @@
+// backend::NativeGemm: forgery's own packed single-precision GEMM. AVX-512 (32 x 12 register
+// tile) or AVX2 + FMA (16 x 6) micro-kernels, chosen at run time from the CPU's features;
+// Eigen (EigenGemm) for double and for CPUs with neither.
+//
+// Determinism: every output is the sum over k of fused multiply-adds taken in k order, one
+// k-block at a time, with k-blocks whose bounds depend on k alone, then alpha and beta applied
+// by the same operations (c = fma(acc, alpha, beta * c), or acc * alpha when beta is 0).
+// Tiles of C have a shape fixed by (m, n, k) and each is computed by one thread. The bits are
+// therefore the same for any thread count, and the same for the AVX-512 and AVX2 kernels.
+//
+// Layout (the Goto/BLIS scheme): per tile and k-block, op(A) is packed into panels of MR
+// rows (k-major) and op(B) into panels of NR columns; the micro-kernel walks one A and one B
+// panel and keeps the MR x NR block of C in registers. Packing space is per thread and only
+// grows, so a steady-state call allocates nothing.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "forgery/backend/gemm_eigen.hpp"
+#include "forgery/backend/op_set.hpp"
+#include "forgery/backend/parallel.hpp"
+#include "forgery/core/buffer.hpp"
+#include "forgery/core/config.hpp"
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define FORGERY_NATIVE_GEMM_X86 1
+#include <immintrin.h>
+#else
+#define FORGERY_NATIVE_GEMM_X86 0
+#endif
+
+// Full unrolling keeps the micro-kernels' accumulators in registers (constant indices).
+// nvcc's front end, which also reads host code, knows no unroll pragma for it.
+#if defined(__CUDACC__)
+#define FORGERY_UNROLL(n)
+#else
+#define FORGERY_PRAGMA(x) _Pragma(#x)
+#define FORGERY_UNROLL(n) FORGERY_PRAGMA(GCC unroll n)
+#endif
+
+namespace forgery::backend {
+
+/// The instruction set a NativeGemm micro-kernel uses.
+enum class GemmIsa { none, avx2, avx512 };
+
+namespace native_gemm {
+
+/// The k-block: at most this many products per register accumulation.
+inline constexpr index_t max_kc = 256;
+/// Tile bounds: a tile's packed A (<= 256 x 256) and B (<= 256 x 384) per k-block stay in L2.
+inline constexpr index_t max_tile_m = 256, max_tile_n = 384;
+
+constexpr index_t cdiv(index_t a, index_t b) { return (a + b - 1) / b; }
+constexpr index_t round_up(index_t x, index_t to) { return cdiv(x, to) * to; }
+
+/// The best kernel this CPU runs.
+inline GemmIsa detect_isa() {
+#if FORGERY_NATIVE_GEMM_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return GemmIsa::avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GemmIsa::avx2;
+#endif
+  return GemmIsa::none;
+}
+
+inline GemmIsa& active_isa() {
+  static GemmIsa isa = detect_isa();
+  return isa;
+}
+
+/// Packs rows [i0, i0 + mb) and k in [k0, k0 + kb) of op(A) into panels of MR rows:
+/// dst[p * MR * kb + kk * MR + r] = op(A)(i0 + p * MR + r, k0 + kk), zeros past mb.
+template <index_t MR>
+void pack_a(Trans ta, const float* a, index_t lda, index_t i0, index_t mb, index_t k0, index_t kb, float* dst) {
+  for (index_t p = 0; p * MR < mb; ++p, dst += MR * kb) {
+    const index_t rows = std::min(MR, mb - p * MR), i = i0 + p * MR;
+    if (ta == Trans::no) {
+      for (index_t kk = 0; kk < kb; ++kk) {
+        const float* src = a + i + (k0 + kk) * lda;
+        float* out = dst + kk * MR;
+        for (index_t r = 0; r < rows; ++r) out[r] = src[r];
+        for (index_t r = rows; r < MR; ++r) out[r] = 0.0f;
+      }
+    } else {
+      for (index_t r = 0; r < rows; ++r) {
+        const float* src = a + k0 + (i + r) * lda;
+        for (index_t kk = 0; kk < kb; ++kk) dst[kk * MR + r] = src[kk];
+      }
+      for (index_t r = rows; r < MR; ++r)
+        for (index_t kk = 0; kk < kb; ++kk) dst[kk * MR + r] = 0.0f;
+    }
+  }
+}
+
+/// Packs columns [j0, j0 + nb) and k in [k0, k0 + kb) of op(B) into panels of NR columns:
+/// dst[q * NR * kb + kk * NR + c] = op(B)(k0 + kk, j0 + q * NR + c), zeros past nb.
+template <index_t NR>
+void pack_b(Trans tb, const float* b, index_t ldb, index_t j0, index_t nb, index_t k0, index_t kb, float* dst) {
+  for (index_t q = 0; q * NR < nb; ++q, dst += NR * kb) {
+    const index_t cols = std::min(NR, nb - q * NR), j = j0 + q * NR;
+    if (tb == Trans::yes) {
+      for (index_t kk = 0; kk < kb; ++kk) {
+        const float* src = b + j + (k0 + kk) * ldb;
+        float* out = dst + kk * NR;
+        for (index_t c = 0; c < cols; ++c) out[c] = src[c];
+        for (index_t c = cols; c < NR; ++c) out[c] = 0.0f;
+      }
+    } else {
+      for (index_t c = 0; c < cols; ++c) {
+        const float* src = b + k0 + (j + c) * ldb;
+        for (index_t kk = 0; kk < kb; ++kk) dst[kk * NR + c] = src[kk];
+      }
+      for (index_t c = cols; c < NR; ++c)
+        for (index_t kk = 0; kk < kb; ++kk) dst[kk * NR + c] = 0.0f;
+    }
+  }
+}
+
+/// What the micro-kernel does with C: the first k-block applies beta, later ones add.
+struct Epilogue {
+  float alpha;
+  float beta;
+  bool first;
+};
+
+#if FORGERY_NATIVE_GEMM_X86
+
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized/-Wuninitialized (GCC PR 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+struct Avx512 {
+  static constexpr index_t mr = 32, nr = 12;
+
+  /// C(0:rows, 0:cols) <- epilogue(A panel * B panel) over kb products.
+  __attribute__((target("avx512f,fma"))) static void kernel(index_t kb, const float* a, const float* b, float* c,
+                                                            index_t ldc, index_t rows, index_t cols, Epilogue e) {
+    __m512 acc0[nr], acc1[nr];
+    FORGERY_UNROLL(12)
+    for (index_t j = 0; j < nr; ++j) acc0[j] = acc1[j] = _mm512_setzero_ps();
+    FORGERY_UNROLL(4)
+    for (index_t kk = 0; kk < kb; ++kk, a += mr, b += nr) {
+      const __m512 a0 = _mm512_loadu_ps(a), a1 = _mm512_loadu_ps(a + 16);
+      FORGERY_UNROLL(12)
+      for (index_t j = 0; j < nr; ++j) {
+        const __m512 bj = _mm512_set1_ps(b[j]);
+        acc0[j] = _mm512_fmadd_ps(a0, bj, acc0[j]);
+        acc1[j] = _mm512_fmadd_ps(a1, bj, acc1[j]);
+      }
+    }
+    const __mmask16 m0 = rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1u);
+    const __mmask16 m1 = rows >= 32   ? __mmask16(0xFFFF)
+                         : rows <= 16 ? __mmask16(0)
+                                      : __mmask16((1u << (rows - 16)) - 1u);
+    const __m512 alpha = _mm512_set1_ps(e.alpha), beta = _mm512_set1_ps(e.beta);
+    const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
+    // Constant indices only (the loop is unrolled), so the accumulators stay in registers.
+    FORGERY_UNROLL(12)
+    for (index_t j = 0; j < nr; ++j) {
+      if (j < cols) {
+        store(c + j * ldc, m0, acc0[j], alpha, beta, overwrite, scale);
+        store(c + j * ldc + 16, m1, acc1[j], alpha, beta, overwrite, scale);
+      }
+    }
+  }
+
+private:
+  __attribute__((target("avx512f,fma"), always_inline)) static inline void
+  store(float* c, __mmask16 m, __m512 acc, __m512 alpha, __m512 beta, bool overwrite, bool scale) {
+    if (m == 0) return;
+    __m512 r;
+    if (overwrite) {
+      r = _mm512_mul_ps(acc, alpha);
+    } else {
+      __m512 old = _mm512_maskz_loadu_ps(m, c);
+      if (scale) old = _mm512_mul_ps(old, beta);
+      r = _mm512_fmadd_ps(acc, alpha, old);
+    }
+    _mm512_mask_storeu_ps(c, m, r);
+  }
+};
+
+struct Avx2 {
+  static constexpr index_t mr = 16, nr = 6;
+
+  __attribute__((target("avx2,fma"))) static void kernel(index_t kb, const float* a, const float* b, float* c,
+                                                         index_t ldc, index_t rows, index_t cols, Epilogue e) {
+    __m256 acc0[nr], acc1[nr];
+    FORGERY_UNROLL(6)
+    for (index_t j = 0; j < nr; ++j) acc0[j] = acc1[j] = _mm256_setzero_ps();
+    for (index_t kk = 0; kk < kb; ++kk, a += mr, b += nr) {
+      const __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);
+      FORGERY_UNROLL(6)
+      for (index_t j = 0; j < nr; ++j) {
+        const __m256 bj = _mm256_broadcast_ss(b + j);
+        acc0[j] = _mm256_fmadd_ps(a0, bj, acc0[j]);
+        acc1[j] = _mm256_fmadd_ps(a1, bj, acc1[j]);
+      }
+    }
+    // Lane masks: 8 values from ones_then_zeros + 8 - n have their first n lanes all ones.
+    alignas(32) static constexpr std::int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                                     0,  0,  0,  0,  0,  0,  0,  0};
+    const __m256i m0 =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(rows, 0, 8)));
+    const __m256i m1 =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(rows - 8, 0, 8)));
+    const bool full0 = rows >= 8, full1 = rows >= 16, any1 = rows > 8;
+    const __m256 alpha = _mm256_set1_ps(e.alpha), beta = _mm256_set1_ps(e.beta);
+    const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
+    FORGERY_UNROLL(6)
+    for (index_t j = 0; j < nr; ++j) {
+      if (j < cols) {
+        store(c + j * ldc, m0, full0, acc0[j], alpha, beta, overwrite, scale);
+        if (any1) store(c + j * ldc + 8, m1, full1, acc1[j], alpha, beta, overwrite, scale);
+      }
+    }
+  }
+
+private:
+  __attribute__((target("avx2,fma"), always_inline)) static inline void
+  store(float* c, __m256i m, bool full, __m256 acc, __m256 alpha, __m256 beta, bool overwrite, bool scale) {
+    __m256 r;
+    if (overwrite) {
+      r = _mm256_mul_ps(acc, alpha);
+    } else {
+      __m256 old = full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m);
+      if (scale) old = _mm256_mul_ps(old, beta);
+      r = _mm256_fmadd_ps(acc, alpha, old);
+    }
+    if (full)
+      _mm256_storeu_ps(c, r);
+    else
+      _mm256_maskstore_ps(c, m, r);
+  }
+};
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/// The k-blocks: as equal as possible, at most max_kc each, bounds fixed by k.
+inline index_t k_block(index_t k) { return cdiv(k, cdiv(k, max_kc)); }
+
+/// Tile shape of C from (m, n, k) alone: about one task per 2^18 multiply-adds (a power of
+/// two, at most 32), tiles no larger than max_tile_m x max_tile_n.
+template <class K>
+void tile_shape(index_t m, index_t n, index_t k, index_t& tm, index_t& tn) {
+  index_t tiles_m = cdiv(m, max_tile_m), tiles_n = cdiv(n, max_tile_n);
+  const index_t work = (m * n * k) >> 18;
+  index_t want = 1;
+  while (want < 32 && want * 2 <= work) want *= 2;
+  while (tiles_m * tiles_n < want) {
+    const bool can_n = cdiv(n, tiles_n + 1) >= 2 * K::nr, can_m = cdiv(m, tiles_m + 1) >= 2 * K::mr;
+    if (!can_n && !can_m) break;
+    if (can_n && (!can_m || cdiv(n, tiles_n) * 2 >= cdiv(m, tiles_m)))
+      ++tiles_n;
+    else
+      ++tiles_m;
+  }
+  tm = round_up(cdiv(m, tiles_m), K::mr);
+  tn = round_up(cdiv(n, tiles_n), K::nr);
+}
+
+/// Packed operands of one product: the calling thread's, grow-only.
+inline HostBuffer<float>& packed_operands() {
+  thread_local HostBuffer<float> space;
+  return space;
+}
+
+/// C = alpha op(A) op(B) + beta C with micro-kernel K; k > 0 and alpha != 0. op(A) and op(B)
+/// are packed once, in parallel, for every k-block; then the tiles of C run in parallel over
+/// the shared packed panels.
+template <class K>
+void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const float* a, index_t lda, const float* b,
+         index_t ldb, float beta, float* c, index_t ldc) {
+  index_t tm = 0, tn = 0;
+  tile_shape<K>(m, n, k, tm, tn);
+  const index_t tiles_m = cdiv(m, tm), tiles_n = cdiv(n, tn), kc = k_block(k), k_blocks = cdiv(k, kc);
+  const index_t panels_m = cdiv(m, K::mr), panels_n = cdiv(n, K::nr);
+  const index_t m_pad = panels_m * K::mr, n_pad = panels_n * K::nr;
+  HostBuffer<float>& space = packed_operands();
+  if (space.size() < (m_pad + n_pad) * k) space.resize((m_pad + n_pad) * k);
+  // k-block kb starting at k0: A's panels at pa + k0 * m_pad (MR x kb each, panel p at
+  // p * MR * kb), B's at pb + k0 * n_pad.
+  float* const pa = space.data();
+  float* const pb = space.data() + m_pad * k;
+  // Packing: one task per k-block and group of 8 panels.
+  constexpr index_t group = 8;
+  const index_t groups_m = cdiv(panels_m, group), groups_n = cdiv(panels_n, group);
+  parallel::for_each(
+      k_blocks * (groups_m + groups_n),
+      [=](index_t t) {
+        const index_t kbi = t / (groups_m + groups_n), g = t % (groups_m + groups_n);
+        const index_t k0 = kbi * kc, kb = std::min(kc, k - k0);
+        if (g < groups_m) {
+          const index_t i0 = g * group * K::mr;
+          pack_a<K::mr>(ta, a, lda, i0, std::min(group * K::mr, m - i0), k0, kb, pa + k0 * m_pad + i0 * kb);
+        } else {
+          const index_t j0 = (g - groups_m) * group * K::nr;
+          pack_b<K::nr>(tb, b, ldb, j0, std::min(group * K::nr, n - j0), k0, kb, pb + k0 * n_pad + j0 * kb);
+        }
+      },
+      m * n * k >= (index_t{1} << 18) ? 2 : k_blocks * (groups_m + groups_n) + 1);
+  auto task = [=](index_t t) {
+    const index_t i0 = (t % tiles_m) * tm, j0 = (t / tiles_m) * tn;
+    const index_t mb = std::min(tm, m - i0), nb = std::min(tn, n - j0);
+    for (index_t k0 = 0; k0 < k; k0 += kc) {
+      const index_t kb = std::min(kc, k - k0);
+      const float* const ak = pa + k0 * m_pad;
+      const float* const bk = pb + k0 * n_pad;
+      const Epilogue e{alpha, beta, k0 == 0};
+      for (index_t j = j0; j < j0 + nb; j += K::nr) {
+        const index_t cols = std::min(K::nr, n - j);
+        for (index_t i = i0; i < i0 + mb; i += K::mr)
+          K::kernel(kb, ak + i * kb, bk + j * kb, c + i + j * ldc, ldc, std::min(K::mr, m - i), cols, e);
+      }
+    }
+  };
+  parallel::for_each(tiles_m * tiles_n, task, 2);
+}
+
+#endif // FORGERY_NATIVE_GEMM_X86
+
+} // namespace native_gemm
+
+/// GEMM provider: forgery's packed kernels for float on CPUs with AVX-512 or AVX2 + FMA;
+/// EigenGemm for double and on other CPUs.
+struct NativeGemm {
+  static constexpr const char* name = "native";
+
+  /// The kernel float products use on this CPU (GemmIsa::none: Eigen's).
+  static GemmIsa isa() { return native_gemm::active_isa(); }
+
+  /// Selects the kernel (tests compare the kernels' bits); a kernel the CPU lacks falls
+  /// back to the best it has. Returns the kernel now in use. Not thread-safe: call it
+  /// between steps.
+  static GemmIsa use(GemmIsa wanted) {
+    const GemmIsa best = native_gemm::detect_isa();
+    GemmIsa chosen = wanted;
+    if (wanted == GemmIsa::avx512 && best != GemmIsa::avx512) chosen = best;
+    if (wanted == GemmIsa::avx2 && best == GemmIsa::none) chosen = best;
+    native_gemm::active_isa() = chosen;
+    return chosen;
+  }
+
+  /// C = alpha * op(A) * op(B) + beta * C (column-major, BLAS conventions).
+  template <class S>
+  static void gemm(Trans ta, Trans tb, index_t m, index_t n, index_t k, S alpha, const S* a, index_t lda, const S* b,
+                   index_t ldb, S beta, S* c, index_t ldc) {
+#if FORGERY_NATIVE_GEMM_X86
+    if constexpr (std::is_same_v<S, float>) {
+      const GemmIsa isa = native_gemm::active_isa();
+      if (isa != GemmIsa::none) {
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0 || alpha == 0.0f) {
+          detail::scale_block(m, n, beta, c, ldc);
+          return;
+        }
+        if (isa == GemmIsa::avx512)
+          native_gemm::run<native_gemm::Avx512>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+          native_gemm::run<native_gemm::Avx2>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+      }
+    }
+#endif
+    EigenGemm::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+};
+
+} // namespace forgery::backend

@@ -1,0 +1,30 @@
+// The CPU backends' one thread pool: OpenMP's. Every parallel loop of forgery goes through
+// these two functions, so nothing nests or competes with a second pool.
+#pragma once
+
+#include "forgery/core/config.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace forgery::backend::parallel {
+
+/// Below this many elements an elementwise loop runs on the calling thread: a fork costs more.
+inline constexpr index_t elementwise_threshold = 1 << 14;
+
+/// f(i) for i < n, statically scheduled over OpenMP's threads when n reaches `min_parallel`,
+/// on the calling thread otherwise or inside a parallel region (no nesting).
+template <class F>
+void for_each(index_t n, F f, index_t min_parallel = elementwise_threshold) {
+#if defined(_OPENMP)
+  if (n >= min_parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#endif
+  for (index_t i = 0; i < n; ++i) f(i);
+}
+
+} // namespace forgery::backend::parallel
