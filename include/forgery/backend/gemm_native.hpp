@@ -84,12 +84,23 @@ void pack_a(Trans ta, const float* a, index_t lda, index_t i0, index_t mb, index
         for (index_t r = rows; r < MR; ++r) out[r] = 0.0f;
       }
     } else {
-      for (index_t r = 0; r < rows; ++r) {
-        const float* src = a + k0 + (i + r) * lda;
-        for (index_t kk = 0; kk < kb; ++kk) dst[kk * MR + r] = src[kk];
+      // Blocks of 8 k: each of the MR source rows gives 8 contiguous values, and each k a
+      // contiguous row of the panel (loads gathered from cache-resident lines, stores whole).
+      const float* src = a + k0 + i * lda;
+      index_t kk = 0;
+      for (; kk + 8 <= kb; kk += 8) {
+        float block[MR][8];
+        for (index_t r = 0; r < rows; ++r)
+          for (index_t q = 0; q < 8; ++q) block[r][q] = src[kk + q + r * lda];
+        for (index_t r = rows; r < MR; ++r)
+          for (index_t q = 0; q < 8; ++q) block[r][q] = 0.0f;
+        for (index_t q = 0; q < 8; ++q)
+          for (index_t r = 0; r < MR; ++r) dst[(kk + q) * MR + r] = block[r][q];
       }
-      for (index_t r = rows; r < MR; ++r)
-        for (index_t kk = 0; kk < kb; ++kk) dst[kk * MR + r] = 0.0f;
+      for (; kk < kb; ++kk) {
+        for (index_t r = 0; r < rows; ++r) dst[kk * MR + r] = src[kk + r * lda];
+        for (index_t r = rows; r < MR; ++r) dst[kk * MR + r] = 0.0f;
+      }
     }
   }
 }
@@ -108,12 +119,21 @@ void pack_b(Trans tb, const float* b, index_t ldb, index_t j0, index_t nb, index
         for (index_t c = cols; c < NR; ++c) out[c] = 0.0f;
       }
     } else {
-      for (index_t c = 0; c < cols; ++c) {
-        const float* src = b + k0 + (j + c) * ldb;
-        for (index_t kk = 0; kk < kb; ++kk) dst[kk * NR + c] = src[kk];
+      const float* src = b + k0 + j * ldb;
+      index_t kk = 0;
+      for (; kk + 8 <= kb; kk += 8) {
+        float block[NR][8];
+        for (index_t c = 0; c < cols; ++c)
+          for (index_t q = 0; q < 8; ++q) block[c][q] = src[kk + q + c * ldb];
+        for (index_t c = cols; c < NR; ++c)
+          for (index_t q = 0; q < 8; ++q) block[c][q] = 0.0f;
+        for (index_t q = 0; q < 8; ++q)
+          for (index_t c = 0; c < NR; ++c) dst[(kk + q) * NR + c] = block[c][q];
       }
-      for (index_t c = cols; c < NR; ++c)
-        for (index_t kk = 0; kk < kb; ++kk) dst[kk * NR + c] = 0.0f;
+      for (; kk < kb; ++kk) {
+        for (index_t c = 0; c < cols; ++c) dst[kk * NR + c] = src[kk + c * ldb];
+        for (index_t c = cols; c < NR; ++c) dst[kk * NR + c] = 0.0f;
+      }
     }
   }
 }
@@ -289,24 +309,22 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
   // p * MR * kb), B's at pb + k0 * n_pad.
   float* const pa = space.data();
   float* const pb = space.data() + m_pad * k;
-  // Packing: one task per k-block and group of 8 panels.
-  constexpr index_t group = 8;
+  // Packing: one task per k-block and group of 4 panels.
+  constexpr index_t group = 4;
   const index_t groups_m = cdiv(panels_m, group), groups_n = cdiv(panels_n, group);
-  parallel::for_each(
-      k_blocks * (groups_m + groups_n),
-      [=](index_t t) {
-        const index_t kbi = t / (groups_m + groups_n), g = t % (groups_m + groups_n);
-        const index_t k0 = kbi * kc, kb = std::min(kc, k - k0);
-        if (g < groups_m) {
-          const index_t i0 = g * group * K::mr;
-          pack_a<K::mr>(ta, a, lda, i0, std::min(group * K::mr, m - i0), k0, kb, pa + k0 * m_pad + i0 * kb);
-        } else {
-          const index_t j0 = (g - groups_m) * group * K::nr;
-          pack_b<K::nr>(tb, b, ldb, j0, std::min(group * K::nr, n - j0), k0, kb, pb + k0 * n_pad + j0 * kb);
-        }
-      },
-      m * n * k >= (index_t{1} << 18) ? 2 : k_blocks * (groups_m + groups_n) + 1);
-  auto task = [=](index_t t) {
+  const index_t pack_tasks = k_blocks * (groups_m + groups_n), tiles = tiles_m * tiles_n;
+  auto pack = [=](index_t t) {
+    const index_t kbi = t / (groups_m + groups_n), g = t % (groups_m + groups_n);
+    const index_t k0 = kbi * kc, kb = std::min(kc, k - k0);
+    if (g < groups_m) {
+      const index_t i0 = g * group * K::mr;
+      pack_a<K::mr>(ta, a, lda, i0, std::min(group * K::mr, m - i0), k0, kb, pa + k0 * m_pad + i0 * kb);
+    } else {
+      const index_t j0 = (g - groups_m) * group * K::nr;
+      pack_b<K::nr>(tb, b, ldb, j0, std::min(group * K::nr, n - j0), k0, kb, pb + k0 * n_pad + j0 * kb);
+    }
+  };
+  auto tile = [=](index_t t) {
     const index_t i0 = (t % tiles_m) * tm, j0 = (t / tiles_m) * tn;
     const index_t mb = std::min(tm, m - i0), nb = std::min(tn, n - j0);
     for (index_t k0 = 0; k0 < k; k0 += kc) {
@@ -321,7 +339,21 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
       }
     }
   };
-  parallel::for_each(tiles_m * tiles_n, task, 2);
+  // One parallel region (one fork) for both phases, with the barrier between them.
+#if defined(_OPENMP)
+  if (tiles > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+      for (index_t t = 0; t < pack_tasks; ++t) pack(t);
+#pragma omp for schedule(static)
+      for (index_t t = 0; t < tiles; ++t) tile(t);
+    }
+    return;
+  }
+#endif
+  for (index_t t = 0; t < pack_tasks; ++t) pack(t);
+  for (index_t t = 0; t < tiles; ++t) tile(t);
 }
 
 #endif // FORGERY_NATIVE_GEMM_X86
