@@ -129,12 +129,9 @@ public:
       if (i > 0 || fg::wants(want, fg::Grad::input)) out.push_back(input_gradient(l, n, l.dy, l.dx));
     }
   }
-  // Network::forward_dual: Y = W X, TY = W TX.
-  void forward_dual(index_t n, std::vector<GemmCall>& out) const {
-    for (const Layer& l : layers_) {
-      out.push_back(affine(l, n, l.x, l.y));
-      out.push_back(affine(l, n, l.tx, l.ty));
-    }
+  // Network::forward_tangent after a forward: TY = W TX (Y is the forward's).
+  void forward_tangent(index_t n, std::vector<GemmCall>& out) const {
+    for (const Layer& l : layers_) out.push_back(affine(l, n, l.tx, l.ty));
   }
   // Network::backward_dual: dW += GY X^T + GTY TX^T (Grad::params); GX = W^T GY and
   // GTX = W^T GTY for every layer but the first, which needs them only for Grad::input.
@@ -206,11 +203,12 @@ void critic_loss_gemms(const GemmModel& g, const GemmModel& d, index_t n, std::v
 }
 
 // The WGAN-GP penalty (penalise_input_gradient): g = grad_x D(x_hat) by an input-only
-// backward, then one dual forward and one params-only dual backward.
+// backward, then the tangent forward on the cached activations and one params-only dual
+// backward.
 void gradient_penalty_gemms(const GemmModel& d, index_t n, std::vector<GemmCall>& calls) {
   d.forward(n, calls);
   d.backward(n, fg::Grad::input, calls);
-  d.forward_dual(n, calls);
+  d.forward_tangent(n, calls);
   d.backward_dual(n, fg::Grad::params, calls);
 }
 

@@ -29,6 +29,7 @@ void check_no_allocation() {
     d.zero_grad();
     d.forward({x.data(), 784, 64});
     d.backward({dy.data(), 1, 64});
+    d.forward_tangent({t.data(), 784, 64});
     d.forward_dual({x.data(), 784, 64}, {t.data(), 784, 64});
     d.backward_dual({zeros.data(), 1, 64}, {dy.data(), 1, 64});
     d.forward({x.data(), 784, 32}); // a smaller batch reuses the buffers

@@ -80,6 +80,16 @@ concept DualLayer = Layer<L> &&
   layer.backward_dual(p, g, in, in, in, in, in, in, out, out);
 };
 
+/// A dual layer that can form the tangent alone, ty = J(x) tx, from a forward pass's cached
+/// (x, y): Network::forward_tangent then skips recomputing y. Optional; without it the
+/// layer's forward_dual runs and rewrites the same y.
+template <class L>
+concept TangentLayer = DualLayer<L> &&
+    requires(const L& layer, const typename L::scalar* p, ConstBatchView<typename L::scalar> in,
+             BatchView<typename L::scalar> out, const Context& ctx) {
+  layer.forward_tangent(p, in, in, in, out, ctx);
+};
+
 namespace example {
 
 /// A minimal conforming backend's interface (declarations only: the concept checks

@@ -46,6 +46,17 @@ struct ActivationForwardDual {
   }
 };
 
+// ty = f'(x) tx from a forward pass's cached y = f(x) (the same f'(x, y) as ActivationForwardDual).
+template <class Fn, class S>
+struct ActivationTangent {
+  Fn fn;
+  const S* x;
+  const S* y;
+  const S* tx;
+  S* ty;
+  FORGERY_HOST_DEVICE void operator()(index_t i) const { ty[i] = fn.d1(x[i], y[i]) * tx[i]; }
+};
+
 // y = f(x), ty = f'(x) tx  =>  gx = f'(x) gy + f''(x) tx gty,  gtx = f'(x) gty.
 template <class Fn, class S>
 struct ActivationBackwardDual {
@@ -182,6 +193,10 @@ public:
   void forward_dual(const S*, ConstBatchView<S> x, ConstBatchView<S> tx, BatchView<S> y, BatchView<S> ty,
                     const Context&) const {
     B::for_each(x.size(), kernels::ActivationForwardDual<Fn, S>{Fn{}, x.data(), tx.data(), y.data(), ty.data()});
+  }
+  void forward_tangent(const S*, ConstBatchView<S> x, ConstBatchView<S> tx, ConstBatchView<S> y, BatchView<S> ty,
+                       const Context&) const {
+    B::for_each(x.size(), kernels::ActivationTangent<Fn, S>{Fn{}, x.data(), y.data(), tx.data(), ty.data()});
   }
   void backward_dual(const S*, S*, ConstBatchView<S> x, ConstBatchView<S> tx, ConstBatchView<S> y, ConstBatchView<S>,
                      ConstBatchView<S> gy, ConstBatchView<S> gty, BatchView<S> gx, BatchView<S> gtx) const {

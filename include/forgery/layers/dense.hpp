@@ -45,8 +45,13 @@ public:
 
   // Tangent pass: y = W x + b, ty = W tx.
   void forward_dual(const S* p, ConstBatchView<S> x, ConstBatchView<S> tx, BatchView<S> y, BatchView<S> ty,
-                    const Context&) const {
+                    const Context& ctx) const {
     affine(p, x, y);
+    forward_tangent(p, x, tx, y, ty, ctx);
+  }
+  // The tangent alone, ty = W tx (the cached y is not needed).
+  void forward_tangent(const S* p, ConstBatchView<S>, ConstBatchView<S> tx, ConstBatchView<S>, BatchView<S> ty,
+                       const Context&) const {
     B::gemm(Trans::no, Trans::no, Out, tx.batch(), In, S(1), p, Out, tx.data(), In, S(0), ty.data(), Out);
   }
 

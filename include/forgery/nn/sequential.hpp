@@ -299,6 +299,32 @@ public:
     return {out_view(), ConstBatchView<S>(view(tbuf_[depth], depth))};
   }
 
+  /// The tangent pass of the last forward(x): returns (y, ty) with ty = J(x) tx, reusing the
+  /// activations that forward cached (a backward in between keeps them) instead of
+  /// recomputing them. Layers without forward_tangent (TangentLayer) run forward_dual, which
+  /// rewrites the same values. Same results as forward_dual(x, tx).
+  std::pair<ConstBatchView<S>, ConstBatchView<S>> forward_tangent(ConstBatchView<S> tx) {
+    static_assert(supports_dual, "fg::Network::forward_tangent: a layer of this network has no tangent pass "
+                                 "(forward_dual/backward_dual); replace it (BatchNorm: use LayerNorm or no norm).");
+    if (batch_ == 0 || x_ == nullptr) throw error("forgery: Network::forward_tangent called before a forward pass");
+    if (tx.features() != input_size || tx.batch() != batch_)
+      throw shape_error("Network::forward_tangent tangent", shape_string(input_size, batch_),
+                        shape_string(tx.features(), tx.batch()));
+    ensure_dual();
+    tx_ = tx.data();
+    S* const p = params_.data();
+    for_each_layer([&]<std::size_t I>(auto& layer) {
+      const ConstBatchView<S> t_in = I == 0 ? ConstBatchView<S>(tx_, input_size, batch_) : view(tbuf_[I], I);
+      if constexpr (TangentLayer<std::remove_cvref_t<decltype(layer)>>)
+        layer.forward_tangent(p + param_offsets[I], in_view<I>(), t_in, ConstBatchView<S>(act_view<I + 1>()),
+                              view(tbuf_[I + 1], I + 1), ctx_);
+      else
+        layer.forward_dual(p + param_offsets[I], in_view<I>(), t_in, act_view<I + 1>(), view(tbuf_[I + 1], I + 1),
+                           ctx_);
+    });
+    return {out_view(), ConstBatchView<S>(view(tbuf_[depth], depth))};
+  }
+
   /// Back-propagates (dQ/dy, dQ/dty) of an objective Q(y, ty) through the tangent pass:
   /// adds dQ/dtheta into the gradient buffer (Grad::params) and returns (dQ/dx, dQ/dtx)
   /// (Grad::input).

@@ -224,8 +224,9 @@ typename Net::scalar penalise_input_gradient(Net& critic, ConstBatchView<typenam
     B::for_each(n,
                 kernels::InputGradientTerm<Phi, S>{phi, g.data(), features, scale, u.data(), ws.norms(), ws.terms()});
     const S p = scale * B::sum(n, ws.terms());
-    // (3) ty_i = u_i . grad_x D(x_hat_i); (4) d/dtheta sum_i ty_i with u held fixed.
-    critic.forward_dual(x_hat, ConstBatchView<S>(u));
+    // (3) ty_i = u_i . grad_x D(x_hat_i), on the activations of (1); (4) d/dtheta sum_i ty_i
+    // with u held fixed.
+    critic.forward_tangent(ConstBatchView<S>(u));
     critic.backward_dual(ws.zeros(), ws.ones(), Grad::params);
     return p;
   } else {
