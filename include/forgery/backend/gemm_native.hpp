@@ -70,71 +70,54 @@ inline GemmIsa& active_isa() {
   return isa;
 }
 
-/// Packs rows [i0, i0 + mb) and k in [k0, k0 + kb) of op(A) into panels of MR rows:
-/// dst[p * MR * kb + kk * MR + r] = op(A)(i0 + p * MR + r, k0 + kk), zeros past mb.
-template <index_t MR>
-void pack_a(Trans ta, const float* a, index_t lda, index_t i0, index_t mb, index_t k0, index_t kb, float* dst) {
-  for (index_t p = 0; p * MR < mb; ++p, dst += MR * kb) {
-    const index_t rows = std::min(MR, mb - p * MR), i = i0 + p * MR;
-    if (ta == Trans::no) {
-      for (index_t kk = 0; kk < kb; ++kk) {
-        const float* src = a + i + (k0 + kk) * lda;
-        float* out = dst + kk * MR;
-        for (index_t r = 0; r < rows; ++r) out[r] = src[r];
-        for (index_t r = rows; r < MR; ++r) out[r] = 0.0f;
-      }
-    } else {
-      // Blocks of 8 k: each of the MR source rows gives 8 contiguous values, and each k a
-      // contiguous row of the panel (loads gathered from cache-resident lines, stores whole).
-      const float* src = a + k0 + i * lda;
-      index_t kk = 0;
-      for (; kk + 8 <= kb; kk += 8) {
-        float block[MR][8];
-        for (index_t r = 0; r < rows; ++r)
-          for (index_t q = 0; q < 8; ++q) block[r][q] = src[kk + q + r * lda];
-        for (index_t r = rows; r < MR; ++r)
-          for (index_t q = 0; q < 8; ++q) block[r][q] = 0.0f;
-        for (index_t q = 0; q < 8; ++q)
-          for (index_t r = 0; r < MR; ++r) dst[(kk + q) * MR + r] = block[r][q];
-      }
-      for (; kk < kb; ++kk) {
-        for (index_t r = 0; r < rows; ++r) dst[kk * MR + r] = src[kk + r * lda];
-        for (index_t r = rows; r < MR; ++r) dst[kk * MR + r] = 0.0f;
-      }
+/// One panel of W operand vectors over k in [k0, k0 + kb): dst[kk * W + e] is element e0 + e
+/// at k0 + kk, read at src[e + k * ld] (contiguous) or src[k + e * ld] (gathered), zeros
+/// for e >= width. Full panels (Width == W) run with constant bounds.
+template <index_t W, index_t Width>
+void pack_panel(bool contiguous, const float* src, index_t ld, index_t e0, index_t width_if_partial, index_t k0,
+                index_t kb, float* dst) {
+  const index_t width = Width == W ? W : width_if_partial;
+  if (contiguous) {
+    for (index_t kk = 0; kk < kb; ++kk) {
+      const float* in = src + e0 + (k0 + kk) * ld;
+      float* out = dst + kk * W;
+      for (index_t e = 0; e < width; ++e) out[e] = in[e];
+      for (index_t e = width; e < W; ++e) out[e] = 0.0f;
     }
+    return;
+  }
+  // Blocks of 8 k: each of the W source vectors gives 8 contiguous values, and each k a
+  // whole row of the panel (loads gathered from cache-resident lines, stores contiguous).
+  const float* in = src + k0 + e0 * ld;
+  index_t kk = 0;
+  for (; kk + 8 <= kb; kk += 8) {
+    float block[W][8];
+    for (index_t e = 0; e < width; ++e)
+      for (index_t q = 0; q < 8; ++q) block[e][q] = in[kk + q + e * ld];
+    for (index_t e = width; e < W; ++e)
+      for (index_t q = 0; q < 8; ++q) block[e][q] = 0.0f;
+    for (index_t q = 0; q < 8; ++q)
+      for (index_t e = 0; e < W; ++e) dst[(kk + q) * W + e] = block[e][q];
+  }
+  for (; kk < kb; ++kk) {
+    for (index_t e = 0; e < width; ++e) dst[kk * W + e] = in[kk + e * ld];
+    for (index_t e = width; e < W; ++e) dst[kk * W + e] = 0.0f;
   }
 }
 
-/// Packs columns [j0, j0 + nb) and k in [k0, k0 + kb) of op(B) into panels of NR columns:
-/// dst[q * NR * kb + kk * NR + c] = op(B)(k0 + kk, j0 + q * NR + c), zeros past nb.
-template <index_t NR>
-void pack_b(Trans tb, const float* b, index_t ldb, index_t j0, index_t nb, index_t k0, index_t kb, float* dst) {
-  for (index_t q = 0; q * NR < nb; ++q, dst += NR * kb) {
-    const index_t cols = std::min(NR, nb - q * NR), j = j0 + q * NR;
-    if (tb == Trans::yes) {
-      for (index_t kk = 0; kk < kb; ++kk) {
-        const float* src = b + j + (k0 + kk) * ldb;
-        float* out = dst + kk * NR;
-        for (index_t c = 0; c < cols; ++c) out[c] = src[c];
-        for (index_t c = cols; c < NR; ++c) out[c] = 0.0f;
-      }
-    } else {
-      const float* src = b + k0 + j * ldb;
-      index_t kk = 0;
-      for (; kk + 8 <= kb; kk += 8) {
-        float block[NR][8];
-        for (index_t c = 0; c < cols; ++c)
-          for (index_t q = 0; q < 8; ++q) block[c][q] = src[kk + q + c * ldb];
-        for (index_t c = cols; c < NR; ++c)
-          for (index_t q = 0; q < 8; ++q) block[c][q] = 0.0f;
-        for (index_t q = 0; q < 8; ++q)
-          for (index_t c = 0; c < NR; ++c) dst[(kk + q) * NR + c] = block[c][q];
-      }
-      for (; kk < kb; ++kk) {
-        for (index_t c = 0; c < cols; ++c) dst[kk * NR + c] = src[kk + c * ldb];
-        for (index_t c = cols; c < NR; ++c) dst[kk * NR + c] = 0.0f;
-      }
-    }
+/// Packs elements [first, first + count) of an operand, over k in [k0, k0 + kb), into
+/// consecutive panels of W (each W * kb values). op(A) packs its rows with W = MR
+/// (contiguous when A is not transposed), op(B) its columns with W = NR (contiguous when B
+/// is transposed).
+template <index_t W>
+void pack_panels(bool contiguous, const float* src, index_t ld, index_t first, index_t count, index_t k0, index_t kb,
+                 float* dst) {
+  for (index_t p = 0; p * W < count; ++p, dst += W * kb) {
+    const index_t width = std::min(W, count - p * W), e0 = first + p * W;
+    if (width == W)
+      pack_panel<W, W>(contiguous, src, ld, e0, W, k0, kb, dst);
+    else
+      pack_panel<W, 0>(contiguous, src, ld, e0, width, k0, kb, dst);
   }
 }
 
@@ -318,10 +301,12 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
     const index_t k0 = kbi * kc, kb = std::min(kc, k - k0);
     if (g < groups_m) {
       const index_t i0 = g * group * K::mr;
-      pack_a<K::mr>(ta, a, lda, i0, std::min(group * K::mr, m - i0), k0, kb, pa + k0 * m_pad + i0 * kb);
+      pack_panels<K::mr>(ta == Trans::no, a, lda, i0, std::min(group * K::mr, m - i0), k0, kb,
+                         pa + k0 * m_pad + i0 * kb);
     } else {
       const index_t j0 = (g - groups_m) * group * K::nr;
-      pack_b<K::nr>(tb, b, ldb, j0, std::min(group * K::nr, n - j0), k0, kb, pb + k0 * n_pad + j0 * kb);
+      pack_panels<K::nr>(tb == Trans::yes, b, ldb, j0, std::min(group * K::nr, n - j0), k0, kb,
+                         pb + k0 * n_pad + j0 * kb);
     }
   };
   auto tile = [=](index_t t) {
