@@ -310,7 +310,10 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
     }
   };
   auto tile = [=](index_t t) {
-    const index_t i0 = (t % tiles_m) * tm, j0 = (t / tiles_m) * tn;
+    // n varies fastest: a thread's contiguous share of the tiles covers whole row blocks, so
+    // the narrower last column of tiles is spread over the threads (and a row block's A
+    // stays in that thread's cache).
+    const index_t i0 = (t / tiles_n) * tm, j0 = (t % tiles_n) * tn;
     const index_t mb = std::min(tm, m - i0), nb = std::min(tn, n - j0);
     for (index_t k0 = 0; k0 < k; k0 += kc) {
       const index_t kb = std::min(kc, k - k0);
