@@ -19,8 +19,15 @@ template <class F>
 void for_each(index_t n, F f, index_t min_parallel = elementwise_threshold) {
 #if defined(_OPENMP)
   if (n >= min_parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
-    for (index_t i = 0; i < n; ++i) f(i);
+#pragma omp parallel
+    {
+      // Each thread's own copy: stores through the functor's pointers cannot alias a
+      // thread-private object, so its members stay in registers and the loop vectorises
+      // (the shared f would be reloaded after every store of a matching type).
+      const F local = f;
+#pragma omp for schedule(static)
+      for (index_t i = 0; i < n; ++i) local(i);
+    }
     return;
   }
 #endif
