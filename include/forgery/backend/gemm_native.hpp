@@ -269,12 +269,6 @@ void tile_shape(index_t m, index_t n, index_t k, index_t& tm, index_t& tn) {
   tn = round_up(cdiv(n, tiles_n), K::nr);
 }
 
-/// Packed operands of one product: the calling thread's, grow-only.
-inline HostBuffer<float>& packed_operands() {
-  thread_local HostBuffer<float> space;
-  return space;
-}
-
 /// C = alpha op(A) op(B) + beta C with micro-kernel K; k > 0 and alpha != 0. op(A) and op(B)
 /// are packed once, in parallel, for every k-block; then the tiles of C run in parallel over
 /// the shared packed panels.
@@ -286,7 +280,9 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
   const index_t tiles_m = cdiv(m, tm), tiles_n = cdiv(n, tn), kc = k_block(k), k_blocks = cdiv(k, kc);
   const index_t panels_m = cdiv(m, K::mr), panels_n = cdiv(n, K::nr);
   const index_t m_pad = panels_m * K::mr, n_pad = panels_n * K::nr;
-  HostBuffer<float>& space = packed_operands();
+  // The calling thread's grow-only GEMM space (shared with EigenGemm's tiles, never in use
+  // by both at once).
+  HostBuffer<float>& space = detail::gemm_workspace<float>();
   if (space.size() < (m_pad + n_pad) * k) space.resize((m_pad + n_pad) * k);
   // k-block kb starting at k0: A's panels at pa + k0 * m_pad (MR x kb each, panel p at
   // p * MR * kb), B's at pb + k0 * n_pad.

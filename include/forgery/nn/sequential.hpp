@@ -286,17 +286,7 @@ public:
     static_assert(supports_dual, "fg::Network::forward_dual: a layer of this network has no tangent pass "
                                  "(forward_dual/backward_dual); replace it (BatchNorm: use LayerNorm or no norm).");
     begin(x, "forward_dual");
-    if (tx.features() != input_size || tx.batch() != x.batch())
-      throw shape_error("Network::forward_dual tangent", shape_string(input_size, x.batch()),
-                        shape_string(tx.features(), tx.batch()));
-    ensure_dual();
-    tx_ = tx.data();
-    S* const p = params_.data();
-    for_each_layer([&]<std::size_t I>(auto& layer) {
-      const ConstBatchView<S> t_in = I == 0 ? ConstBatchView<S>(tx_, input_size, batch_) : view(tbuf_[I], I);
-      layer.forward_dual(p + param_offsets[I], in_view<I>(), t_in, act_view<I + 1>(), view(tbuf_[I + 1], I + 1), ctx_);
-    });
-    return {out_view(), ConstBatchView<S>(view(tbuf_[depth], depth))};
+    return tangent_pass<false>(tx, "forward_dual");
   }
 
   /// The tangent pass of the last forward(x): returns (y, ty) with ty = J(x) tx, reusing the
@@ -307,22 +297,7 @@ public:
     static_assert(supports_dual, "fg::Network::forward_tangent: a layer of this network has no tangent pass "
                                  "(forward_dual/backward_dual); replace it (BatchNorm: use LayerNorm or no norm).");
     if (batch_ == 0 || x_ == nullptr) throw error("forgery: Network::forward_tangent called before a forward pass");
-    if (tx.features() != input_size || tx.batch() != batch_)
-      throw shape_error("Network::forward_tangent tangent", shape_string(input_size, batch_),
-                        shape_string(tx.features(), tx.batch()));
-    ensure_dual();
-    tx_ = tx.data();
-    S* const p = params_.data();
-    for_each_layer([&]<std::size_t I>(auto& layer) {
-      const ConstBatchView<S> t_in = I == 0 ? ConstBatchView<S>(tx_, input_size, batch_) : view(tbuf_[I], I);
-      if constexpr (TangentLayer<std::remove_cvref_t<decltype(layer)>>)
-        layer.forward_tangent(p + param_offsets[I], in_view<I>(), t_in, ConstBatchView<S>(act_view<I + 1>()),
-                              view(tbuf_[I + 1], I + 1), ctx_);
-      else
-        layer.forward_dual(p + param_offsets[I], in_view<I>(), t_in, act_view<I + 1>(), view(tbuf_[I + 1], I + 1),
-                           ctx_);
-    });
-    return {out_view(), ConstBatchView<S>(view(tbuf_[depth], depth))};
+    return tangent_pass<true>(tx, "forward_tangent");
   }
 
   /// Back-propagates (dQ/dy, dQ/dty) of an objective Q(y, ty) through the tangent pass:
@@ -398,6 +373,28 @@ private:
 
   static std::string shape_string(index_t f, index_t n) {
     return std::to_string(f) + " x " + std::to_string(n) + " (features x batch)";
+  }
+
+  // The tangent through every layer on the input set by begin (batch_, x_): with Cached,
+  // TangentLayers form ty from the cached activations and the others rerun forward_dual.
+  template <bool Cached>
+  std::pair<ConstBatchView<S>, ConstBatchView<S>> tangent_pass(ConstBatchView<S> tx, const char* what) {
+    if (tx.features() != input_size || tx.batch() != batch_)
+      throw shape_error(std::string("Network::") + what + " tangent", shape_string(input_size, batch_),
+                        shape_string(tx.features(), tx.batch()));
+    ensure_dual();
+    tx_ = tx.data();
+    S* const p = params_.data();
+    for_each_layer([&]<std::size_t I>(auto& layer) {
+      const ConstBatchView<S> t_in = I == 0 ? ConstBatchView<S>(tx_, input_size, batch_) : view(tbuf_[I], I);
+      if constexpr (Cached && TangentLayer<std::remove_cvref_t<decltype(layer)>>)
+        layer.forward_tangent(p + param_offsets[I], in_view<I>(), t_in, ConstBatchView<S>(act_view<I + 1>()),
+                              view(tbuf_[I + 1], I + 1), ctx_);
+      else
+        layer.forward_dual(p + param_offsets[I], in_view<I>(), t_in, act_view<I + 1>(), view(tbuf_[I + 1], I + 1),
+                           ctx_);
+    });
+    return {out_view(), ConstBatchView<S>(view(tbuf_[depth], depth))};
   }
 
   void begin(ConstBatchView<S> x, const char* what) {
