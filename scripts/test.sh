@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs what is missing, then configures, builds and tests the debug (ASan + UBSan) and
-# release presets from scratch, then fuzzes the parsers, then compiles the CUDA backend's
-# tests and example (the cuda preset), then creates and tests the Conan package, stopping at
-# the first failure. Its last line totals the tests of every stage ("tests: N passed, N
-# failed, N skipped"): the CUDA stage's own ctest summary, where no GPU exists, counts only
-# skipped tests.
+# Installs what is missing, then, stopping at the first failure: compiles the CUDA backend's
+# tests and example (the cuda preset), creates and tests the Conan package, fuzzes the parsers,
+# and configures, builds and tests the debug (ASan + UBSan) and release presets from scratch.
+# The release suite runs last, so the last ctest summary printed is the full suite's; the last
+# line totals the tests of every stage ("tests: N passed, N failed, N skipped"). Where no GPU
+# exists, the CUDA stage's own ctest summary counts only skipped tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,10 +29,6 @@ workflow() {
 bash scripts/install-deps.sh
 rm -rf "$logs"
 mkdir -p "$logs"
-workflow debug
-workflow release
-# The parsers' libFuzzer targets (clang 14, ASan + UBSan), FORGERY_FUZZ_SECONDS (60) each.
-workflow fuzz
 # The CUDA backend: compiles every CUDA test and example with nvcc (/usr/local/cuda); the
 # tests run where a GPU exists and are reported as skipped where none does.
 if [[ ! -x /usr/local/cuda/bin/nvcc ]]; then
@@ -45,5 +41,9 @@ workflow cuda
 # under build/conan, no remotes, Debian's packages as platform requirements).
 bash scripts/conan-test.sh
 passed=$((passed + 1))
+# The parsers' libFuzzer targets (clang 14, ASan + UBSan), FORGERY_FUZZ_SECONDS (60) each.
+workflow fuzz
+workflow debug
+workflow release
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
