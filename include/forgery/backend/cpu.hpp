@@ -32,9 +32,13 @@ struct Cpu : OpSet<Cpu<S, Gemm>, S> {
   /// Below this many elements a loop runs on the calling thread: a fork costs more.
   static constexpr index_t parallel_threshold = parallel::elementwise_threshold;
 
+  /// f(i) for i < n. `work` is about how many elements one index touches (1 for an
+  /// elementwise loop; a row's length for a loop over rows): the loop forks over OpenMP's
+  /// threads when n * work reaches parallel_threshold, so loops of few long rows run in
+  /// parallel too. Every index is computed the same way whichever thread runs it.
   template <class F>
-  static void for_each(index_t n, F f) {
-    parallel::for_each(n, f);
+  static void for_each(index_t n, F f, index_t work = 1) {
+    parallel::for_each(n, f, parallel::min_parallel_indices(work));
   }
 
   /// C = alpha * op(A) * op(B) + beta * C (column-major, BLAS conventions).

@@ -291,8 +291,10 @@ struct Cuda : OpSet<Cuda<S>, S> {
   /// Asynchronous; launch errors are reported at once, execution errors at the next
   /// synchronising call (sum, dot, to_host, synchronize). Define FORGERY_CUDA_SYNC_CHECK to
   /// synchronise after every launch (slow; pins an error to its launch).
+  /// `work` (elements per index, a scheduling hint for the CPU backend) is ignored: every
+  /// index is one device thread.
   template <class F>
-  static void for_each(index_t n, F f) {
+  static void for_each(index_t n, F f, index_t /*work*/ = 1) {
     static_assert(std::is_trivially_copyable_v<F>, "backend::Cuda::for_each: the functor is copied to the device.");
     if (n <= 0) return;
     const index_t want = (n + cuda_detail::block_threads - 1) / cuda_detail::block_threads;

@@ -36,52 +36,54 @@ struct OpSet {
   static void scale(index_t n, S a, S* y) { Self::for_each(n, kernels::Scale<S>{a, y}); }
   /// Adds the vector b (length rows) to every column of the rows x cols matrix y.
   static void add_column_vector(index_t rows, index_t cols, const S* b, S* y) {
-    Self::for_each(cols, kernels::AddColumnVector<S>{b, y, rows});
+    Self::for_each(cols, kernels::AddColumnVector<S>{b, y, rows}, rows);
   }
   /// out[r] = beta * out[r] + sum over columns of a(r, :). Fixed summation order.
   static void row_sums(index_t rows, index_t cols, const S* a, index_t lda, S beta, S* out) {
-    Self::for_each(rows, kernels::RowSums<S>{a, rows, cols, lda, beta, out});
+    Self::for_each(rows, kernels::RowSums<S>{a, rows, cols, lda, beta, out}, cols);
   }
   /// out[j] = beta * out[j] + sum over rows of a(:, j). Fixed summation order.
   static void col_sums(index_t rows, index_t cols, const S* a, index_t lda, S beta, S* out) {
-    Self::for_each(cols, kernels::ColSums<S>{a, rows, lda, beta, out});
+    Self::for_each(cols, kernels::ColSums<S>{a, rows, lda, beta, out}, rows);
   }
   /// Lowers `batch` CHW images (g.image_size() values each, contiguous) to the column matrix
   /// of a convolution: cols(j * P + p, (c * K + ky) * K + kx), column-major with leading
   /// dimension ld >= batch * g.pixels(), zeros where the window leaves the image.
   static void im2col(const ConvGeometry& g, index_t batch, const S* x, S* cols, index_t ld) {
-    Self::for_each(g.columns() * batch, kernels::Im2Col<S>{g, batch, x, cols, ld});
+    Self::for_each(g.columns() * batch, kernels::Im2Col<S>{g, batch, x, cols, ld}, g.pixels());
   }
   /// The adjoint of im2col: each image value is the sum of the column entries im2col would
   /// copy from it, plus bias[c] when bias is not null. Overwrites x.
   static void col2im(const ConvGeometry& g, index_t batch, const S* cols, index_t ld, S* x, const S* bias = nullptr) {
-    Self::for_each(batch * g.channels * g.height, kernels::Col2Im<S>{g, batch, cols, ld, x, bias});
+    Self::for_each(batch * g.channels * g.height, kernels::Col2Im<S>{g, batch, cols, ld, x, bias}, g.width * g.kernel);
   }
   /// images_j(c, p) = rows(j * pixels + p, c) + bias[c] (bias may be null): a column-major
   /// (batch * pixels) x channels matrix with leading dimension ld to CHW images.
   static void rows_to_images(index_t batch, index_t channels, index_t pixels, const S* rows, index_t ld, S* images,
                              const S* bias = nullptr) {
-    Self::for_each(batch * channels, kernels::RowsToImages<S>{channels, pixels, rows, ld, images, bias});
+    Self::for_each(batch * channels, kernels::RowsToImages<S>{channels, pixels, rows, ld, images, bias}, pixels);
   }
   /// rows(j * pixels + p, c) = images_j(c, p), the inverse of rows_to_images without bias.
   static void images_to_rows(index_t batch, index_t channels, index_t pixels, const S* images, S* rows, index_t ld) {
-    Self::for_each(batch * channels, kernels::ImagesToRows<S>{channels, pixels, images, rows, ld});
+    Self::for_each(batch * channels, kernels::ImagesToRows<S>{channels, pixels, images, rows, ld}, pixels);
   }
   /// out[c] = beta * out[c] + sum over samples and pixels of images_j(c, p). Fixed order.
   static void channel_sums(index_t batch, index_t channels, index_t pixels, const S* images, S beta, S* out) {
-    Self::for_each(channels, kernels::ChannelSums<S>{batch, channels, pixels, images, beta, out});
+    Self::for_each(channels, kernels::ChannelSums<S>{batch, channels, pixels, images, beta, out}, batch * pixels);
   }
   /// n uniform values in (lo, hi); advances `rng` by the blocks used.
   static void fill_uniform(index_t n, S* x, RandomStream& rng, S lo, S hi) {
     const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
     const auto first = rng.take(static_cast<std::uint64_t>(blocks));
-    Self::for_each(blocks, kernels::UniformFill<S>{x, n, rng.seed, rng.stream, first, lo, hi - lo});
+    Self::for_each(blocks, kernels::UniformFill<S>{x, n, rng.seed, rng.stream, first, lo, hi - lo},
+                   values_per_block<S>);
   }
   /// n normal values N(mean, stddev^2); advances `rng` by the blocks used.
   static void fill_normal(index_t n, S* x, RandomStream& rng, S mean, S stddev) {
     const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
     const auto first = rng.take(static_cast<std::uint64_t>(blocks));
-    Self::for_each(blocks, kernels::NormalFill<S>{x, n, rng.seed, rng.stream, first, mean, stddev});
+    Self::for_each(blocks, kernels::NormalFill<S>{x, n, rng.seed, rng.stream, first, mean, stddev},
+                   4 * values_per_block<S>);
   }
 };
 

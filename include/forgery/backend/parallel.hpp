@@ -13,6 +13,15 @@ namespace forgery::backend::parallel {
 /// Below this many elements an elementwise loop runs on the calling thread: a fork costs more.
 inline constexpr index_t elementwise_threshold = 1 << 14;
 
+/// The fewest indices worth a fork when each index does about `work` elements of work (a
+/// row, a plane, a channel): a loop of n indices runs in parallel when n * work reaches the
+/// elementwise threshold, and n >= 2.
+constexpr index_t min_parallel_indices(index_t work) {
+  const index_t w = work > 1 ? work : 1;
+  const index_t n = (elementwise_threshold + w - 1) / w;
+  return n > 2 ? n : 2;
+}
+
 /// f(i) for i < n, statically scheduled over OpenMP's threads when n reaches `min_parallel`,
 /// on the calling thread otherwise or inside a parallel region (no nesting).
 template <class F>

@@ -21,8 +21,10 @@ struct Reference : OpSet<Reference<S>, S> {
   static constexpr bool host_memory = true;
   static constexpr const char* name = "reference";
 
+  /// f(i) for i < n, in order; `work` (elements per index, a scheduling hint for the
+  /// parallel backends) is ignored.
   template <class F>
-  static void for_each(index_t n, F f) {
+  static void for_each(index_t n, F f, index_t /*work*/ = 1) {
     for (index_t i = 0; i < n; ++i) f(i);
   }
 

@@ -70,7 +70,34 @@ struct BatchNormRunningStatistics {
   }
 };
 
-/// y = gamma_c (x - mean_c) inv_std_c + beta_c, one index per element.
+/// The elementwise BatchNorm kernels' index space. block > 0: one index per `block`
+/// consecutive channels of one sample, so the inner loops run over contiguous memory with
+/// the channel's constants in registers (block 1 with spatial > 1: an image plane per
+/// index; spatial 1: a run of features). block 0: one index per element (device backends:
+/// a thread each). Every element is computed by the same expression whatever the block.
+struct BatchNormSegments {
+  index_t channels, spatial, block;
+  [[nodiscard]] FORGERY_HOST_DEVICE index_t per_sample() const {
+    return block > 0 ? (channels + block - 1) / block : channels * spatial;
+  }
+  [[nodiscard]] FORGERY_HOST_DEVICE index_t count(index_t batch) const { return batch * per_sample(); }
+  /// Index i's sample n, channels [c0, c1) and the offset of the sample's first value; with
+  /// block 0, the one element i is channel c0's value at base + c0 * spatial + (i % spatial).
+  FORGERY_HOST_DEVICE void locate(index_t i, index_t& n, index_t& c0, index_t& c1, index_t& base) const {
+    const index_t per = per_sample();
+    n = i / per;
+    base = n * channels * spatial;
+    if (block == 0) {
+      c0 = (i % per) / spatial;
+      c1 = c0 + 1;
+      return;
+    }
+    c0 = (i % per) * block;
+    c1 = c0 + block < channels ? c0 + block : channels;
+  }
+};
+
+/// y = gamma_c (x - mean_c) inv_std_c + beta_c.
 template <class S>
 struct BatchNormApply {
   const S* x;
@@ -78,11 +105,25 @@ struct BatchNormApply {
   const S* beta;
   const S* mean;
   const S* inv_std;
-  index_t channels, spatial;
+  BatchNormSegments seg;
   S* y;
   FORGERY_HOST_DEVICE void operator()(index_t i) const {
-    const index_t c = (i / spatial) % channels;
-    y[i] = gamma[c] * ((x[i] - mean[c]) * inv_std[c]) + beta[c];
+    index_t n, c0, c1, base;
+    seg.locate(i, n, c0, c1, base);
+    if (seg.block == 0) {
+      y[i] = gamma[c0] * ((x[i] - mean[c0]) * inv_std[c0]) + beta[c0];
+      return;
+    }
+    if (seg.spatial == 1) {
+      for (index_t c = c0; c < c1; ++c) y[base + c] = gamma[c] * ((x[base + c] - mean[c]) * inv_std[c]) + beta[c];
+      return;
+    }
+    for (index_t c = c0; c < c1; ++c) {
+      const S g = gamma[c], m = mean[c], r = inv_std[c], b = beta[c];
+      const S* xc = x + base + c * seg.spatial;
+      S* yc = y + base + c * seg.spatial;
+      for (index_t k = 0; k < seg.spatial; ++k) yc[k] = g * ((xc[k] - m) * r) + b;
+    }
   }
 };
 
@@ -130,14 +171,34 @@ struct BatchNormInputGradient {
   const S* inv_std;
   const S* sum_dy;
   const S* sum_dy_xhat;
-  index_t channels, spatial;
+  BatchNormSegments seg;
   S inv_count; // 1 / (batch * spatial), or 0 for running statistics
   S* dx;
   FORGERY_HOST_DEVICE void operator()(index_t i) const {
-    const index_t c = (i / spatial) % channels;
-    const S r = inv_std[c];
-    const S xhat = (x[i] - mean[c]) * r;
-    dx[i] = gamma[c] * r * (dy[i] - inv_count * (sum_dy[c] + xhat * sum_dy_xhat[c]));
+    index_t n, c0, c1, base;
+    seg.locate(i, n, c0, c1, base);
+    if (seg.block == 0) {
+      const S r = inv_std[c0];
+      const S xhat = (x[i] - mean[c0]) * r;
+      dx[i] = gamma[c0] * r * (dy[i] - inv_count * (sum_dy[c0] + xhat * sum_dy_xhat[c0]));
+      return;
+    }
+    if (seg.spatial == 1) {
+      for (index_t c = c0; c < c1; ++c) {
+        const S r = inv_std[c];
+        const S xhat = (x[base + c] - mean[c]) * r;
+        dx[base + c] = gamma[c] * r * (dy[base + c] - inv_count * (sum_dy[c] + xhat * sum_dy_xhat[c]));
+      }
+      return;
+    }
+    for (index_t c = c0; c < c1; ++c) {
+      const S r = inv_std[c], m = mean[c], gr = gamma[c] * r, sd = sum_dy[c], sx = sum_dy_xhat[c];
+      const index_t off = base + c * seg.spatial;
+      for (index_t k = 0; k < seg.spatial; ++k) {
+        const S xhat = (x[off + k] - m) * r;
+        dx[off + k] = gr * (dy[off + k] - inv_count * (sd + xhat * sx));
+      }
+    }
   }
 };
 
@@ -189,15 +250,18 @@ public:
         throw shape_error("fg::BatchNorm in train mode (values per channel: batch x positions)",
                           "at least 2 (use a batch of 2 or more, or call Network::eval() first)",
                           std::to_string(n * spatial));
-      B::for_each(channels, kernels::BatchNormStatistics<S>{x.data(), channels, spatial, n, static_cast<S>(Momentum),
-                                                            static_cast<S>(Eps), mean, inv_std, running_.data(),
-                                                            running_.data() + channels});
+      B::for_each(channels,
+                  kernels::BatchNormStatistics<S>{x.data(), channels, spatial, n, static_cast<S>(Momentum),
+                                                  static_cast<S>(Eps), mean, inv_std, running_.data(),
+                                                  running_.data() + channels},
+                  2 * n * spatial);
     } else {
       B::for_each(channels, kernels::BatchNormRunningStatistics<S>{running_.data(), running_.data() + channels,
                                                                    static_cast<S>(Eps), mean, inv_std});
     }
-    B::for_each(x.size(),
-                kernels::BatchNormApply<S>{x.data(), p, p + channels, mean, inv_std, channels, spatial, y.data()});
+    const kernels::BatchNormSegments seg = segments();
+    B::for_each(seg.count(n), kernels::BatchNormApply<S>{x.data(), p, p + channels, mean, inv_std, seg, y.data()},
+                seg.block * spatial);
   }
 
   // Uses the statistics of the last forward pass (the batch's in train mode, the running
@@ -209,15 +273,27 @@ public:
     S* const inv_std = mean + channels;
     S* const sum_dy = inv_std + channels;
     S* const sum_dy_xhat = sum_dy + channels;
-    B::for_each(channels, kernels::BatchNormGradientSums<S>{x.data(), dy.data(), mean, inv_std, channels, spatial, n,
-                                                            sum_dy, sum_dy_xhat, g});
+    B::for_each(channels,
+                kernels::BatchNormGradientSums<S>{x.data(), dy.data(), mean, inv_std, channels, spatial, n, sum_dy,
+                                                  sum_dy_xhat, g},
+                2 * n * spatial);
     if (dx.empty()) return;
     const S inv_count = batch_statistics_ ? S(1) / static_cast<S>(n * spatial) : S(0);
-    B::for_each(x.size(), kernels::BatchNormInputGradient<S>{x.data(), dy.data(), p, mean, inv_std, sum_dy, sum_dy_xhat,
-                                                             channels, spatial, inv_count, dx.data()});
+    const kernels::BatchNormSegments seg = segments();
+    B::for_each(seg.count(n),
+                kernels::BatchNormInputGradient<S>{x.data(), dy.data(), p, mean, inv_std, sum_dy, sum_dy_xhat, seg,
+                                                   inv_count, dx.data()},
+                seg.block * spatial);
   }
 
 private:
+  // Host backends: a plane per index, or runs of 256 features when spatial is 1 (inner loops
+  // over contiguous memory). Device backends: one element per index (a thread each).
+  static constexpr kernels::BatchNormSegments segments() {
+    if constexpr (!B::host_memory) return {channels, spatial, 0};
+    return {channels, spatial, spatial == 1 ? index_t{256} : index_t{1}};
+  }
+
   void reset_state() {
     B::fill(channels, running_.data(), S(0));
     B::fill(channels, running_.data() + channels, S(1));

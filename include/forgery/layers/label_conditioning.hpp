@@ -141,23 +141,27 @@ public:
   void forward(const S* p, ConstBatchView<S> x, BatchView<S> y, const Context& ctx) {
     const index_t n = x.batch();
     labels_ = labels_for(ctx, n, Classes, name, B::host_memory);
-    B::for_each(n, kernels::ConcatCode<S>{x.data(), y.data(), labels_, Learned ? p : nullptr, In::size, Code,
-                                          planes<In>::area});
+    B::for_each(
+        n, kernels::ConcatCode<S>{x.data(), y.data(), labels_, Learned ? p : nullptr, In::size, Code, planes<In>::area},
+        output_shape::size);
   }
 
   void backward(const S*, S* g, ConstBatchView<S> x, ConstBatchView<S>, ConstBatchView<S> dy, BatchView<S> dx) const {
     const index_t n = x.batch();
     if constexpr (Learned) {
       if (g != nullptr)
-        B::for_each(Code, kernels::EmbeddingGrad<S>{dy.data(), labels_, g, n, In::size, Code, planes<In>::area});
+        B::for_each(Code, kernels::EmbeddingGrad<S>{dy.data(), labels_, g, n, In::size, Code, planes<In>::area},
+                    n * planes<In>::area);
     }
-    if (!dx.empty()) B::for_each(n, kernels::SliceFeatures<S>{dy.data(), dx.data(), In::size, output_shape::size});
+    if (!dx.empty())
+      B::for_each(n, kernels::SliceFeatures<S>{dy.data(), dx.data(), In::size, output_shape::size}, output_shape::size);
   }
 
   void forward_dual(const S* p, ConstBatchView<S> x, ConstBatchView<S> tx, BatchView<S> y, BatchView<S> ty,
                     const Context& ctx) {
     forward(p, x, y, ctx);
-    B::for_each(tx.batch(), kernels::ConcatZeros<S>{tx.data(), ty.data(), In::size, output_shape::size - In::size});
+    B::for_each(tx.batch(), kernels::ConcatZeros<S>{tx.data(), ty.data(), In::size, output_shape::size - In::size},
+                output_shape::size);
   }
 
   // The code does not depend on x, so the tangent's code part is 0: only gy reaches the table.
@@ -165,7 +169,8 @@ public:
                      ConstBatchView<S> gy, ConstBatchView<S> gty, BatchView<S> gx, BatchView<S> gtx) const {
     backward(p, g, x, y, gy, gx);
     if (!gtx.empty())
-      B::for_each(x.batch(), kernels::SliceFeatures<S>{gty.data(), gtx.data(), In::size, output_shape::size});
+      B::for_each(x.batch(), kernels::SliceFeatures<S>{gty.data(), gtx.data(), In::size, output_shape::size},
+                  output_shape::size);
   }
 
 private:

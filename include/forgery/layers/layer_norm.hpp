@@ -259,8 +259,10 @@ public:
   }
 
   void forward(const S* p, ConstBatchView<S> x, BatchView<S> y, const Context&) const {
-    B::for_each(x.batch(), kernels::LayerNormForward<S>{x.data(), nullptr, p, p + channels, features, spatial, eps(),
-                                                        y.data(), nullptr});
+    B::for_each(
+        x.batch(),
+        kernels::LayerNormForward<S>{x.data(), nullptr, p, p + channels, features, spatial, eps(), y.data(), nullptr},
+        features);
   }
 
   void backward(const S* p, S* g, ConstBatchView<S> x, ConstBatchView<S>, ConstBatchView<S> dy, BatchView<S> dx) {
@@ -268,16 +270,20 @@ public:
     const index_t n = x.batch();
     reserve(2 * n);
     B::for_each(
-        n, kernels::LayerNormBackward<S>{x.data(), dy.data(), p, features, spatial, eps(), stats_.data(), dx.data()});
+        n, kernels::LayerNormBackward<S>{x.data(), dy.data(), p, features, spatial, eps(), stats_.data(), dx.data()},
+        2 * features);
     if (g != nullptr)
       B::for_each(channels,
-                  kernels::LayerNormParamGradient<S>{x.data(), dy.data(), stats_.data(), channels, spatial, n, g});
+                  kernels::LayerNormParamGradient<S>{x.data(), dy.data(), stats_.data(), channels, spatial, n, g},
+                  2 * x.batch() * spatial);
   }
 
   void forward_dual(const S* p, ConstBatchView<S> x, ConstBatchView<S> tx, BatchView<S> y, BatchView<S> ty,
                     const Context&) const {
-    B::for_each(x.batch(), kernels::LayerNormForward<S>{x.data(), tx.data(), p, p + channels, features, spatial, eps(),
-                                                        y.data(), ty.data()});
+    B::for_each(x.batch(),
+                kernels::LayerNormForward<S>{x.data(), tx.data(), p, p + channels, features, spatial, eps(), y.data(),
+                                             ty.data()},
+                features);
   }
 
   void backward_dual(const S* p, S* g, ConstBatchView<S> x, ConstBatchView<S> tx, ConstBatchView<S>, ConstBatchView<S>,
@@ -285,11 +291,15 @@ public:
     if (g == nullptr && gx.empty() && gtx.empty()) return;
     const index_t n = x.batch();
     reserve(4 * n);
-    B::for_each(n, kernels::LayerNormBackwardDual<S>{x.data(), tx.data(), gy.data(), gty.data(), p, features, spatial,
-                                                     eps(), stats_.data(), gx.data(), gtx.data()});
+    B::for_each(n,
+                kernels::LayerNormBackwardDual<S>{x.data(), tx.data(), gy.data(), gty.data(), p, features, spatial,
+                                                  eps(), stats_.data(), gx.data(), gtx.data()},
+                4 * features);
     if (g != nullptr)
-      B::for_each(channels, kernels::LayerNormParamGradientDual<S>{x.data(), tx.data(), gy.data(), gty.data(),
-                                                                   stats_.data(), channels, spatial, n, g});
+      B::for_each(channels,
+                  kernels::LayerNormParamGradientDual<S>{x.data(), tx.data(), gy.data(), gty.data(), stats_.data(),
+                                                         channels, spatial, n, g},
+                  4 * x.batch() * spatial);
   }
 
 private:

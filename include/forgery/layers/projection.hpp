@@ -103,36 +103,44 @@ public:
   void forward(const S* p, ConstBatchView<S> x, BatchView<S> y, const Context& ctx) {
     const index_t n = x.batch();
     labels_ = labels_for(ctx, n, Classes, name, B::host_memory);
-    B::for_each(n, kernels::ProjectRow<S>{p, table(p), p + features, labels_, x.data(), y.data(), features});
+    B::for_each(n, kernels::ProjectRow<S>{p, table(p), p + features, labels_, x.data(), y.data(), features}, features);
   }
 
   void backward(const S* p, S* g, ConstBatchView<S> x, ConstBatchView<S>, ConstBatchView<S> dy, BatchView<S> dx) const {
     const index_t n = x.batch();
     if (g != nullptr) {
-      B::for_each(features, kernels::ProjectWeightGrad<S>{dy.data(), x.data(), nullptr, nullptr, labels_, g,
-                                                          g + features + 1, n, features});
+      B::for_each(features,
+                  kernels::ProjectWeightGrad<S>{dy.data(), x.data(), nullptr, nullptr, labels_, g, g + features + 1, n,
+                                                features},
+                  x.batch());
       B::row_sums(1, n, dy.data(), 1, S(1), g + features);
     }
-    if (!dx.empty()) B::for_each(n, kernels::ProjectBack<S>{p, table(p), labels_, dy.data(), dx.data(), features});
+    if (!dx.empty())
+      B::for_each(n, kernels::ProjectBack<S>{p, table(p), labels_, dy.data(), dx.data(), features}, features);
   }
 
   // The head is linear in x: ty = (w + e_y) . tx.
   void forward_dual(const S* p, ConstBatchView<S> x, ConstBatchView<S> tx, BatchView<S> y, BatchView<S> ty,
                     const Context& ctx) {
     forward(p, x, y, ctx);
-    B::for_each(tx.batch(), kernels::ProjectRow<S>{p, table(p), nullptr, labels_, tx.data(), ty.data(), features});
+    B::for_each(tx.batch(), kernels::ProjectRow<S>{p, table(p), nullptr, labels_, tx.data(), ty.data(), features},
+                features);
   }
 
   void backward_dual(const S* p, S* g, ConstBatchView<S> x, ConstBatchView<S> tx, ConstBatchView<S>, ConstBatchView<S>,
                      ConstBatchView<S> gy, ConstBatchView<S> gty, BatchView<S> gx, BatchView<S> gtx) const {
     const index_t n = x.batch();
     if (g != nullptr) {
-      B::for_each(features, kernels::ProjectWeightGrad<S>{gy.data(), x.data(), gty.data(), tx.data(), labels_, g,
-                                                          g + features + 1, n, features});
+      B::for_each(features,
+                  kernels::ProjectWeightGrad<S>{gy.data(), x.data(), gty.data(), tx.data(), labels_, g,
+                                                g + features + 1, n, features},
+                  x.batch());
       B::row_sums(1, n, gy.data(), 1, S(1), g + features);
     }
-    if (!gx.empty()) B::for_each(n, kernels::ProjectBack<S>{p, table(p), labels_, gy.data(), gx.data(), features});
-    if (!gtx.empty()) B::for_each(n, kernels::ProjectBack<S>{p, table(p), labels_, gty.data(), gtx.data(), features});
+    if (!gx.empty())
+      B::for_each(n, kernels::ProjectBack<S>{p, table(p), labels_, gy.data(), gx.data(), features}, features);
+    if (!gtx.empty())
+      B::for_each(n, kernels::ProjectBack<S>{p, table(p), labels_, gty.data(), gtx.data(), features}, features);
   }
 
 private:
