@@ -8,10 +8,12 @@
 // Tiles of C have a shape fixed by (m, n, k) and each is computed by one thread. The bits are
 // therefore the same for any thread count, and the same for the AVX-512 and AVX2 kernels.
 //
-// Layout (the Goto/BLIS scheme): per tile and k-block, op(A) is packed into panels of MR
-// rows (k-major) and op(B) into panels of NR columns; the micro-kernel walks one A and one B
-// panel and keeps the MR x NR block of C in registers. Packing space is per thread and only
-// grows, so a steady-state call allocates nothing.
+// Layout (the Goto/BLIS scheme): per k-block, op(A) is packed into panels of MR rows
+// (k-major) and op(B) into panels of NR columns; the micro-kernel walks one A and one B
+// panel and keeps the MR x NR block of C in registers. op(B) is packed once per call and
+// shared; op(A) one row block of tiles at a time, by the thread that computes them, right
+// before use (or once and shared, when there are fewer row blocks than threads). Packing
+// space is per thread and only grows, so a steady-state call allocates nothing.
 #pragma once
 
 #include <algorithm>
@@ -70,6 +72,33 @@ inline GemmIsa& active_isa() {
   return isa;
 }
 
+#if FORGERY_NATIVE_GEMM_X86
+/// Eight source vectors (in + e * ld, e < 8) of eight consecutive k each, transposed: out + q
+/// * stride receives the eight vectors' values at k q. Only called where the CPU has AVX2
+/// (the packers run for NativeGemm's kernels alone).
+__attribute__((target("avx2"))) inline void transpose_8x8(const float* in, index_t ld, float* out, index_t stride) {
+  const __m256 r0 = _mm256_loadu_ps(in), r1 = _mm256_loadu_ps(in + ld), r2 = _mm256_loadu_ps(in + 2 * ld),
+               r3 = _mm256_loadu_ps(in + 3 * ld), r4 = _mm256_loadu_ps(in + 4 * ld), r5 = _mm256_loadu_ps(in + 5 * ld),
+               r6 = _mm256_loadu_ps(in + 6 * ld), r7 = _mm256_loadu_ps(in + 7 * ld);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(out, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(out + stride, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(out + 2 * stride, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(out + 3 * stride, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(out + 4 * stride, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(out + 5 * stride, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(out + 6 * stride, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(out + 7 * stride, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
 /// One panel of W operand vectors over k in [k0, k0 + kb): dst[kk * W + e] is element e0 + e
 /// at k0 + kk, read at src[e + k * ld] (contiguous) or src[k + e * ld] (gathered), zeros
 /// for e >= width. Full panels (Width == W) run with constant bounds.
@@ -91,13 +120,20 @@ void pack_panel(bool contiguous, const float* src, index_t ld, index_t e0, index
   const float* in = src + k0 + e0 * ld;
   index_t kk = 0;
   for (; kk + 8 <= kb; kk += 8) {
+    index_t e8 = 0;
+#if FORGERY_NATIVE_GEMM_X86
+    // Groups of 8 vectors through an 8 x 8 register transpose; the rest below.
+    for (; e8 + 8 <= width; e8 += 8) transpose_8x8(in + kk + e8 * ld, ld, dst + kk * W + e8, W);
+    if constexpr (Width == W && W % 8 == 0) continue;
+    e8 = std::min(e8, W);
+#endif
     float block[W][8];
-    for (index_t e = 0; e < width; ++e)
+    for (index_t e = e8; e < width; ++e)
       for (index_t q = 0; q < 8; ++q) block[e][q] = in[kk + q + e * ld];
     for (index_t e = width; e < W; ++e)
       for (index_t q = 0; q < 8; ++q) block[e][q] = 0.0f;
     for (index_t q = 0; q < 8; ++q)
-      for (index_t e = 0; e < W; ++e) dst[(kk + q) * W + e] = block[e][q];
+      for (index_t e = e8; e < W; ++e) dst[(kk + q) * W + e] = block[e][q];
   }
   for (; kk < kb; ++kk) {
     for (index_t e = 0; e < width; ++e) dst[kk * W + e] = in[kk + e * ld];
@@ -140,17 +176,32 @@ struct Epilogue {
 struct Avx512 {
   static constexpr index_t mr = 32, nr = 12;
 
-  /// C(0:rows, 0:cols) <- epilogue(A panel * B panel) over kb products.
-  __attribute__((target("avx512f,fma"))) static void kernel(index_t kb, const float* a, const float* b, float* c,
-                                                            index_t ldc, index_t rows, index_t cols, Epilogue e) {
-    __m512 acc0[nr], acc1[nr];
+  /// C(0:rows, 0:cols) <- epilogue(A panel * B panel) over kb products. A narrow last panel
+  /// of B runs a kernel that computes only the columns it has (columns are independent, so
+  /// the bits do not change): batch 64 is 5 panels of 12 and one of 4, not 6 of 12.
+  static void kernel(index_t kb, const float* a, const float* b, float* c, index_t ldc, index_t rows, index_t cols,
+                     Epilogue e) {
+    if (cols > 8)
+      columns<12>(kb, a, b, c, ldc, rows, cols, e);
+    else if (cols > 4)
+      columns<8>(kb, a, b, c, ldc, rows, cols, e);
+    else
+      columns<4>(kb, a, b, c, ldc, rows, cols, e);
+  }
+
+private:
+  /// The kernel on the first N columns of the B panel (its stride stays nr).
+  template <index_t N>
+  __attribute__((target("avx512f,fma"))) static void columns(index_t kb, const float* a, const float* b, float* c,
+                                                             index_t ldc, index_t rows, index_t cols, Epilogue e) {
+    __m512 acc0[N], acc1[N];
     FORGERY_UNROLL(12)
-    for (index_t j = 0; j < nr; ++j) acc0[j] = acc1[j] = _mm512_setzero_ps();
+    for (index_t j = 0; j < N; ++j) acc0[j] = acc1[j] = _mm512_setzero_ps();
     FORGERY_UNROLL(4)
     for (index_t kk = 0; kk < kb; ++kk, a += mr, b += nr) {
       const __m512 a0 = _mm512_loadu_ps(a), a1 = _mm512_loadu_ps(a + 16);
       FORGERY_UNROLL(12)
-      for (index_t j = 0; j < nr; ++j) {
+      for (index_t j = 0; j < N; ++j) {
         const __m512 bj = _mm512_set1_ps(b[j]);
         acc0[j] = _mm512_fmadd_ps(a0, bj, acc0[j]);
         acc1[j] = _mm512_fmadd_ps(a1, bj, acc1[j]);
@@ -164,7 +215,7 @@ struct Avx512 {
     const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
     // Constant indices only (the loop is unrolled), so the accumulators stay in registers.
     FORGERY_UNROLL(12)
-    for (index_t j = 0; j < nr; ++j) {
+    for (index_t j = 0; j < N; ++j) {
       if (j < cols) {
         store(c + j * ldc, m0, acc0[j], alpha, beta, overwrite, scale);
         store(c + j * ldc + 16, m1, acc1[j], alpha, beta, overwrite, scale);
@@ -172,7 +223,6 @@ struct Avx512 {
     }
   }
 
-private:
   __attribute__((target("avx512f,fma"), always_inline)) static inline void
   store(float* c, __mmask16 m, __m512 acc, __m512 alpha, __m512 beta, bool overwrite, bool scale) {
     if (m == 0) return;
@@ -269,9 +319,19 @@ void tile_shape(index_t m, index_t n, index_t k, index_t& tm, index_t& tn) {
   tn = round_up(cdiv(n, tiles_n), K::nr);
 }
 
-/// C = alpha op(A) op(B) + beta C with micro-kernel K; k > 0 and alpha != 0. op(A) and op(B)
-/// are packed once, in parallel, for every k-block; then the tiles of C run in parallel over
-/// the shared packed panels.
+/// Per-thread space for a row block of packed op(A) (tm x k); grows, never shrinks.
+inline HostBuffer<float>& a_workspace() {
+  thread_local HostBuffer<float> space;
+  return space;
+}
+
+/// C = alpha op(A) op(B) + beta C with micro-kernel K; k > 0 and alpha != 0. op(B) is packed
+/// once, in parallel, into the calling thread's workspace. When there are at least as many
+/// row blocks of tiles as threads, each thread packs the row block of op(A) its tiles need
+/// into its own space right before using it (the packed A is then read back from L2, not
+/// memory, and the space is bounded by a tile's rows); otherwise the threads would share row
+/// blocks, and op(A) is packed once, in parallel, beside B. Then the tiles of C run in
+/// parallel. Packing only copies, so neither choice changes a bit of C.
 template <class K>
 void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const float* a, index_t lda, const float* b,
          index_t ldb, float beta, float* c, index_t ldc) {
@@ -280,64 +340,97 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
   const index_t tiles_m = cdiv(m, tm), tiles_n = cdiv(n, tn), kc = k_block(k), k_blocks = cdiv(k, kc);
   const index_t panels_m = cdiv(m, K::mr), panels_n = cdiv(n, K::nr);
   const index_t m_pad = panels_m * K::mr, n_pad = panels_n * K::nr;
+  const index_t tiles = tiles_m * tiles_n;
+  index_t threads = 1;
+#if defined(_OPENMP)
+  if (tiles > 1 && !omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+  const bool shared_a = tiles_m < threads;
   // The calling thread's grow-only GEMM space (shared with EigenGemm's tiles, never in use
-  // by both at once).
+  // by both at once). k-block kb starting at k0: B's panels at pb + k0 * n_pad (NR x kb
+  // each, panel p at p * NR * kb); a shared A's at pa + k0 * m_pad, and a row block of A in
+  // a thread's own space likewise at k0 * tm.
   HostBuffer<float>& space = detail::gemm_workspace<float>();
-  if (space.size() < (m_pad + n_pad) * k) space.resize((m_pad + n_pad) * k);
-  // k-block kb starting at k0: A's panels at pa + k0 * m_pad (MR x kb each, panel p at
-  // p * MR * kb), B's at pb + k0 * n_pad.
-  float* const pa = space.data();
-  float* const pb = space.data() + m_pad * k;
-  // Packing: one task per k-block and group of 4 panels.
+  const index_t need = n_pad * k + (shared_a ? m_pad * k : 0);
+  if (space.size() < need) space.resize(need);
+  float* const pb = space.data();
+  float* const pa = space.data() + n_pad * k;
+  // Shared packing: one task per k-block and group of 4 panels (B's, then A's if shared).
   constexpr index_t group = 4;
-  const index_t groups_m = cdiv(panels_m, group), groups_n = cdiv(panels_n, group);
-  const index_t pack_tasks = k_blocks * (groups_m + groups_n), tiles = tiles_m * tiles_n;
+  const index_t groups_n = cdiv(panels_n, group), groups_m = shared_a ? cdiv(panels_m, group) : 0;
+  const index_t pack_tasks = k_blocks * (groups_n + groups_m);
   auto pack = [=](index_t t) {
-    const index_t kbi = t / (groups_m + groups_n), g = t % (groups_m + groups_n);
+    const index_t kbi = t / (groups_n + groups_m), g = t % (groups_n + groups_m);
     const index_t k0 = kbi * kc, kb = std::min(kc, k - k0);
-    if (g < groups_m) {
-      const index_t i0 = g * group * K::mr;
-      pack_panels<K::mr>(ta == Trans::no, a, lda, i0, std::min(group * K::mr, m - i0), k0, kb,
-                         pa + k0 * m_pad + i0 * kb);
-    } else {
-      const index_t j0 = (g - groups_m) * group * K::nr;
+    if (g < groups_n) {
+      const index_t j0 = g * group * K::nr;
       pack_panels<K::nr>(tb == Trans::yes, b, ldb, j0, std::min(group * K::nr, n - j0), k0, kb,
                          pb + k0 * n_pad + j0 * kb);
+    } else {
+      const index_t i0 = (g - groups_n) * group * K::mr;
+      pack_panels<K::mr>(ta == Trans::no, a, lda, i0, std::min(group * K::mr, m - i0), k0, kb,
+                         pa + k0 * m_pad + i0 * kb);
     }
   };
-  auto tile = [=](index_t t) {
+  // A thread's tiles; `own` is its A space (unused when A is shared) and `packed` the row
+  // block that space holds (-1: none yet).
+  auto tile = [=](index_t t, float* own, index_t& packed) {
     // n varies fastest: a thread's contiguous share of the tiles covers whole row blocks, so
-    // the narrower last column of tiles is spread over the threads (and a row block's A
-    // stays in that thread's cache).
-    const index_t i0 = (t / tiles_n) * tm, j0 = (t % tiles_n) * tn;
+    // it packs each row block of A once, and the narrower last column of tiles is spread
+    // over the threads.
+    const index_t row_block = t / tiles_n;
+    const index_t i0 = row_block * tm, j0 = (t % tiles_n) * tn;
     const index_t mb = std::min(tm, m - i0), nb = std::min(tn, n - j0);
+    // A's panels for k-block k0 and row i: base + k0 * rows + (i - first) * kb.
+    const float* base = pa;
+    index_t rows = m_pad, first = 0;
+    // A row block new to this thread's space is packed one k-block at a time, each just
+    // before its products, while it is hot in cache.
+    const bool fresh = !shared_a && packed != row_block;
+    if (!shared_a) {
+      packed = row_block;
+      base = own;
+      rows = tm;
+      first = i0;
+    }
     for (index_t k0 = 0; k0 < k; k0 += kc) {
       const index_t kb = std::min(kc, k - k0);
-      const float* const ak = pa + k0 * m_pad;
+      if (fresh) pack_panels<K::mr>(ta == Trans::no, a, lda, i0, mb, k0, kb, own + k0 * tm);
+      const float* const ak = base + k0 * rows;
       const float* const bk = pb + k0 * n_pad;
       const Epilogue e{alpha, beta, k0 == 0};
       for (index_t j = j0; j < j0 + nb; j += K::nr) {
         const index_t cols = std::min(K::nr, n - j);
         for (index_t i = i0; i < i0 + mb; i += K::mr)
-          K::kernel(kb, ak + i * kb, bk + j * kb, c + i + j * ldc, ldc, std::min(K::mr, m - i), cols, e);
+          K::kernel(kb, ak + (i - first) * kb, bk + j * kb, c + i + j * ldc, ldc, std::min(K::mr, m - i), cols, e);
       }
     }
   };
+  auto own_space = [=]() -> float* {
+    if (shared_a) return nullptr;
+    HostBuffer<float>& own = a_workspace();
+    if (own.size() < tm * k) own.resize(tm * k);
+    return own.data();
+  };
   // One parallel region (one fork) for both phases, with the barrier between them.
 #if defined(_OPENMP)
-  if (tiles > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+  if (threads > 1) {
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
       for (index_t t = 0; t < pack_tasks; ++t) pack(t);
+      float* const own = own_space();
+      index_t packed = -1;
 #pragma omp for schedule(static)
-      for (index_t t = 0; t < tiles; ++t) tile(t);
+      for (index_t t = 0; t < tiles; ++t) tile(t, own, packed);
     }
     return;
   }
 #endif
   for (index_t t = 0; t < pack_tasks; ++t) pack(t);
-  for (index_t t = 0; t < tiles; ++t) tile(t);
+  float* const own = own_space();
+  index_t packed = -1;
+  for (index_t t = 0; t < tiles; ++t) tile(t, own, packed);
 }
 
 #endif // FORGERY_NATIVE_GEMM_X86
