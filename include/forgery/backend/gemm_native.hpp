@@ -5,8 +5,9 @@
 // Determinism: every output is the sum over k of fused multiply-adds taken in k order, one
 // k-block at a time, with k-blocks whose bounds depend on k alone, then alpha and beta applied
 // by the same operations (c = fma(acc, alpha, beta * c), or acc * alpha when beta is 0).
-// Tiles of C have a shape fixed by (m, n, k) and each is computed by one thread. The bits are
-// therefore the same for any thread count, and the same for the AVX-512 and AVX2 kernels.
+// No output's arithmetic depends on which tile, panel or thread computes it, so the grid of
+// tiles can follow the thread count (it splits evenly over the threads) and the bits are
+// still the same for any thread count, and the same for the AVX-512 and AVX2 kernels.
 //
 // Layout (the Goto/BLIS scheme): per k-block, op(A) is packed into panels of MR rows
 // (k-major) and op(B) into panels of NR columns; the micro-kernel walks one A and one B
@@ -299,11 +300,16 @@ private:
 /// The k-blocks: as equal as possible, at most max_kc each, bounds fixed by k.
 inline index_t k_block(index_t k) { return cdiv(k, cdiv(k, max_kc)); }
 
-/// Tile shape of C from (m, n, k) alone: about one task per 2^18 multiply-adds (a power of
-/// two, at most 32), tiles no larger than max_tile_m x max_tile_n.
+/// The grid of tiles of C: about one task per 2^18 multiply-adds (a power of two, at most
+/// 32), tiles no larger than max_tile_m x max_tile_n; then, with several threads, one or two
+/// more row (or column) blocks so that the tiles split evenly over the threads. Blocks are
+/// whole panels, as equal as possible (block_bounds), so tiles differ by at most a panel a
+/// side. The grid changes no bit of C: each output's FMA chain depends on k alone.
 template <class K>
-void tile_shape(index_t m, index_t n, index_t k, index_t& tm, index_t& tn) {
-  index_t tiles_m = cdiv(m, max_tile_m), tiles_n = cdiv(n, max_tile_n);
+void tile_grid(index_t m, index_t n, index_t k, index_t threads, index_t& tiles_m, index_t& tiles_n) {
+  const index_t panels_m = cdiv(m, K::mr), panels_n = cdiv(n, K::nr);
+  tiles_m = cdiv(m, max_tile_m);
+  tiles_n = cdiv(n, max_tile_n);
   const index_t work = (m * n * k) >> 18;
   index_t want = 1;
   while (want < 32 && want * 2 <= work) want *= 2;
@@ -315,8 +321,23 @@ void tile_shape(index_t m, index_t n, index_t k, index_t& tm, index_t& tn) {
     else
       ++tiles_m;
   }
-  tm = round_up(cdiv(m, tiles_m), K::mr);
-  tn = round_up(cdiv(n, tiles_n), K::nr);
+  if (threads < 2 || tiles_m * tiles_n < 2) return;
+  while ((tiles_m * tiles_n) % threads != 0) {
+    if (tiles_m < panels_m)
+      ++tiles_m;
+    else if (tiles_n < panels_n)
+      ++tiles_n;
+    else
+      break;
+  }
+}
+
+/// Block b of `blocks` over `panels` panels of `width` (extent elements in all): elements
+/// [lo, hi), whole panels, block sizes differing by at most one panel.
+inline void block_bounds(index_t b, index_t blocks, index_t panels, index_t width, index_t extent, index_t& lo,
+                         index_t& hi) {
+  lo = b * panels / blocks * width;
+  hi = std::min(extent, (b + 1) * panels / blocks * width);
 }
 
 /// Per-thread space for a row block of packed op(A) (tm x k); grows, never shrinks.
@@ -335,16 +356,19 @@ inline HostBuffer<float>& a_workspace() {
 template <class K>
 void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const float* a, index_t lda, const float* b,
          index_t ldb, float beta, float* c, index_t ldc) {
-  index_t tm = 0, tn = 0;
-  tile_shape<K>(m, n, k, tm, tn);
-  const index_t tiles_m = cdiv(m, tm), tiles_n = cdiv(n, tn), kc = k_block(k), k_blocks = cdiv(k, kc);
+  index_t threads = 1;
+#if defined(_OPENMP)
+  if (!omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+  index_t tiles_m = 1, tiles_n = 1;
+  tile_grid<K>(m, n, k, threads, tiles_m, tiles_n);
+  const index_t kc = k_block(k), k_blocks = cdiv(k, kc);
   const index_t panels_m = cdiv(m, K::mr), panels_n = cdiv(n, K::nr);
   const index_t m_pad = panels_m * K::mr, n_pad = panels_n * K::nr;
   const index_t tiles = tiles_m * tiles_n;
-  index_t threads = 1;
-#if defined(_OPENMP)
-  if (tiles > 1 && !omp_in_parallel()) threads = omp_get_max_threads();
-#endif
+  if (tiles < 2) threads = 1;
+  // The most rows a row block has (its A space's k-block stride).
+  const index_t tm = cdiv(panels_m, tiles_m) * K::mr;
   const bool shared_a = tiles_m < threads;
   // The calling thread's grow-only GEMM space (shared with EigenGemm's tiles, never in use
   // by both at once). k-block kb starting at k0: B's panels at pb + k0 * n_pad (NR x kb
@@ -379,8 +403,10 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
     // it packs each row block of A once, and the narrower last column of tiles is spread
     // over the threads.
     const index_t row_block = t / tiles_n;
-    const index_t i0 = row_block * tm, j0 = (t % tiles_n) * tn;
-    const index_t mb = std::min(tm, m - i0), nb = std::min(tn, n - j0);
+    index_t i0 = 0, i1 = 0, j0 = 0, j1 = 0;
+    block_bounds(row_block, tiles_m, panels_m, K::mr, m, i0, i1);
+    block_bounds(t % tiles_n, tiles_n, panels_n, K::nr, n, j0, j1);
+    const index_t mb = i1 - i0;
     // A's panels for k-block k0 and row i: base + k0 * rows + (i - first) * kb.
     const float* base = pa;
     index_t rows = m_pad, first = 0;
@@ -399,9 +425,9 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
       const float* const ak = base + k0 * rows;
       const float* const bk = pb + k0 * n_pad;
       const Epilogue e{alpha, beta, k0 == 0};
-      for (index_t j = j0; j < j0 + nb; j += K::nr) {
+      for (index_t j = j0; j < j1; j += K::nr) {
         const index_t cols = std::min(K::nr, n - j);
-        for (index_t i = i0; i < i0 + mb; i += K::mr)
+        for (index_t i = i0; i < i1; i += K::mr)
           K::kernel(kb, ak + (i - first) * kb, bk + j * kb, c + i + j * ldc, ldc, std::min(K::mr, m - i), cols, e);
       }
     }

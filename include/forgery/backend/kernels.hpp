@@ -130,9 +130,14 @@ struct NormalFill {
   FORGERY_HOST_DEVICE void operator()(index_t block) const {
     const PhiloxBlock b = philox_block(seed, stream, counter + static_cast<std::uint64_t>(block));
     constexpr index_t per = values_per_block<S>;
-    for (index_t l = 0; l < per; ++l) {
+    // One log and square root per pair (the values normal_from_block gives lane by lane).
+    for (index_t l = 0; l < per; l += 2) {
       const index_t i = block * per + l;
-      if (i < n) x[i] = add_mul_unfused(mean, stddev, normal_from_block<S>(b, static_cast<int>(l)));
+      if (i >= n) break;
+      S z0, z1;
+      normal_pair_from_block<S>(b, static_cast<int>(l / 2), z0, z1);
+      x[i] = add_mul_unfused(mean, stddev, z0);
+      if (i + 1 < n) x[i + 1] = add_mul_unfused(mean, stddev, z1);
     }
   }
 };

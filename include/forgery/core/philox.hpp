@@ -104,15 +104,24 @@ FORGERY_HOST_DEVICE constexpr S uniform_from_block(const PhiloxBlock& b, int lan
     return static_cast<S>(uniform_open_d(b.w[2 * lane], b.w[2 * lane + 1]));
 }
 
-/// The `lane`-th standard normal value of type S in a block (Box-Muller on lane pairs).
+/// The `pair`-th Box-Muller pair of standard normal values of type S in a block: lanes
+/// 2 pair (r cos theta) and 2 pair + 1 (r sin theta), with one log and one square root.
 template <class S>
-FORGERY_HOST_DEVICE S normal_from_block(const PhiloxBlock& b, int lane) noexcept {
-  const int pair = lane / 2;
+FORGERY_HOST_DEVICE void normal_pair_from_block(const PhiloxBlock& b, int pair, S& z0, S& z1) noexcept {
   const S u1 = uniform_from_block<S>(b, sizeof(S) == 4 ? 2 * pair : 0);
   const S u2 = uniform_from_block<S>(b, sizeof(S) == 4 ? 2 * pair + 1 : 1);
   const S r = std::sqrt(S(-2) * std::log(u1));
   const S theta = S(6.283185307179586476925286766559) * u2;
-  return (lane % 2 == 0) ? r * std::cos(theta) : r * std::sin(theta);
+  z0 = r * std::cos(theta);
+  z1 = r * std::sin(theta);
+}
+
+/// The `lane`-th standard normal value of type S in a block (Box-Muller on lane pairs).
+template <class S>
+FORGERY_HOST_DEVICE S normal_from_block(const PhiloxBlock& b, int lane) noexcept {
+  S z0, z1;
+  normal_pair_from_block<S>(b, lane / 2, z0, z1);
+  return lane % 2 == 0 ? z0 : z1;
 }
 
 } // namespace forgery
