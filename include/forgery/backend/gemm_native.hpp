@@ -126,7 +126,7 @@ void pack_panel(bool contiguous, const float* src, index_t ld, index_t e0, index
     // Groups of 8 vectors through an 8 x 8 register transpose; the rest below.
     for (; e8 + 8 <= width; e8 += 8) transpose_8x8(in + kk + e8 * ld, ld, dst + kk * W + e8, W);
     if constexpr (Width == W && W % 8 == 0) continue;
-    e8 = std::min(e8, W);
+    e8 = std::min(e8, W); // a no-op (e8 <= width <= W) that tells GCC the bound of block[e8]
 #endif
     float block[W][8];
     for (index_t e = e8; e < width; ++e)

@@ -82,6 +82,7 @@ struct OpSet {
   static void fill_normal(index_t n, S* x, RandomStream& rng, S mean, S stddev) {
     const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
     const auto first = rng.take(static_cast<std::uint64_t>(blocks));
+    // Work hint: a normal value (log, square root, sin, cos) costs about four elementwise ops.
     Self::for_each(blocks, kernels::NormalFill<S>{x, n, rng.seed, rng.stream, first, mean, stddev},
                    4 * values_per_block<S>);
   }

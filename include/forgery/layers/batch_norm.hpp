@@ -107,22 +107,21 @@ struct BatchNormApply {
   const S* inv_std;
   BatchNormSegments seg;
   S* y;
+  // The one expression every path below evaluates.
+  FORGERY_HOST_DEVICE static S value(S xi, S g, S m, S r, S b) { return g * ((xi - m) * r) + b; }
   FORGERY_HOST_DEVICE void operator()(index_t i) const {
     index_t n, c0, c1, base;
     seg.locate(i, n, c0, c1, base);
     if (seg.block == 0) {
-      y[i] = gamma[c0] * ((x[i] - mean[c0]) * inv_std[c0]) + beta[c0];
-      return;
-    }
-    if (seg.spatial == 1) {
-      for (index_t c = c0; c < c1; ++c) y[base + c] = gamma[c] * ((x[base + c] - mean[c]) * inv_std[c]) + beta[c];
-      return;
-    }
-    for (index_t c = c0; c < c1; ++c) {
-      const S g = gamma[c], m = mean[c], r = inv_std[c], b = beta[c];
-      const S* xc = x + base + c * seg.spatial;
-      S* yc = y + base + c * seg.spatial;
-      for (index_t k = 0; k < seg.spatial; ++k) yc[k] = g * ((xc[k] - m) * r) + b;
+      y[i] = value(x[i], gamma[c0], mean[c0], inv_std[c0], beta[c0]);
+    } else if (seg.spatial == 1) {
+      for (index_t c = c0; c < c1; ++c) y[base + c] = value(x[base + c], gamma[c], mean[c], inv_std[c], beta[c]);
+    } else {
+      for (index_t c = c0; c < c1; ++c) {
+        const S g = gamma[c], m = mean[c], r = inv_std[c], b = beta[c];
+        const index_t off = base + c * seg.spatial;
+        for (index_t k = 0; k < seg.spatial; ++k) y[off + k] = value(x[off + k], g, m, r, b);
+      }
     }
   }
 };
@@ -174,29 +173,27 @@ struct BatchNormInputGradient {
   BatchNormSegments seg;
   S inv_count; // 1 / (batch * spatial), or 0 for running statistics
   S* dx;
+  // The one expression every path below evaluates (gr = gamma_c r).
+  FORGERY_HOST_DEVICE S value(S dyi, S xi, S m, S r, S gr, S sd, S sx) const {
+    const S xhat = (xi - m) * r;
+    return gr * (dyi - inv_count * (sd + xhat * sx));
+  }
   FORGERY_HOST_DEVICE void operator()(index_t i) const {
     index_t n, c0, c1, base;
     seg.locate(i, n, c0, c1, base);
     if (seg.block == 0) {
       const S r = inv_std[c0];
-      const S xhat = (x[i] - mean[c0]) * r;
-      dx[i] = gamma[c0] * r * (dy[i] - inv_count * (sum_dy[c0] + xhat * sum_dy_xhat[c0]));
-      return;
-    }
-    if (seg.spatial == 1) {
+      dx[i] = value(dy[i], x[i], mean[c0], r, gamma[c0] * r, sum_dy[c0], sum_dy_xhat[c0]);
+    } else if (seg.spatial == 1) {
       for (index_t c = c0; c < c1; ++c) {
         const S r = inv_std[c];
-        const S xhat = (x[base + c] - mean[c]) * r;
-        dx[base + c] = gamma[c] * r * (dy[base + c] - inv_count * (sum_dy[c] + xhat * sum_dy_xhat[c]));
+        dx[base + c] = value(dy[base + c], x[base + c], mean[c], r, gamma[c] * r, sum_dy[c], sum_dy_xhat[c]);
       }
-      return;
-    }
-    for (index_t c = c0; c < c1; ++c) {
-      const S r = inv_std[c], m = mean[c], gr = gamma[c] * r, sd = sum_dy[c], sx = sum_dy_xhat[c];
-      const index_t off = base + c * seg.spatial;
-      for (index_t k = 0; k < seg.spatial; ++k) {
-        const S xhat = (x[off + k] - m) * r;
-        dx[off + k] = gr * (dy[off + k] - inv_count * (sd + xhat * sx));
+    } else {
+      for (index_t c = c0; c < c1; ++c) {
+        const S r = inv_std[c], m = mean[c], gr = gamma[c] * r, sd = sum_dy[c], sx = sum_dy_xhat[c];
+        const index_t off = base + c * seg.spatial;
+        for (index_t k = 0; k < seg.spatial; ++k) dx[off + k] = value(dy[off + k], x[off + k], m, r, gr, sd, sx);
       }
     }
   }

@@ -275,7 +275,7 @@ public:
     if (g != nullptr)
       B::for_each(channels,
                   kernels::LayerNormParamGradient<S>{x.data(), dy.data(), stats_.data(), channels, spatial, n, g},
-                  2 * x.batch() * spatial);
+                  2 * n * spatial);
   }
 
   void forward_dual(const S* p, ConstBatchView<S> x, ConstBatchView<S> tx, BatchView<S> y, BatchView<S> ty,
@@ -299,7 +299,7 @@ public:
       B::for_each(channels,
                   kernels::LayerNormParamGradientDual<S>{x.data(), tx.data(), gy.data(), gty.data(), stats_.data(),
                                                          channels, spatial, n, g},
-                  4 * x.batch() * spatial);
+                  4 * n * spatial);
   }
 
 private:

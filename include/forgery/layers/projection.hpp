@@ -112,7 +112,7 @@ public:
       B::for_each(features,
                   kernels::ProjectWeightGrad<S>{dy.data(), x.data(), nullptr, nullptr, labels_, g, g + features + 1, n,
                                                 features},
-                  x.batch());
+                  n);
       B::row_sums(1, n, dy.data(), 1, S(1), g + features);
     }
     if (!dx.empty())
@@ -134,7 +134,7 @@ public:
       B::for_each(features,
                   kernels::ProjectWeightGrad<S>{gy.data(), x.data(), gty.data(), tx.data(), labels_, g,
                                                 g + features + 1, n, features},
-                  x.batch());
+                  n);
       B::row_sums(1, n, gy.data(), 1, S(1), g + features);
     }
     if (!gx.empty())
