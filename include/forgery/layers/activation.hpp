@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "forgery/core/batch_view.hpp"
 #include "forgery/core/config.hpp"
+#include "forgery/core/math.hpp"
 #include "forgery/core/shape.hpp"
 #include "forgery/layers/context.hpp"
 
@@ -135,9 +137,13 @@ struct LeakyReLU {
 
 struct Tanh {
   static constexpr const char* name = "Tanh";
+  // float: math::tanh, which vectorises (libm's tanhf is a scalar call); 1.35 ulp at most.
   template <class S>
   FORGERY_HOST_DEVICE S value(S x) const {
-    return std::tanh(x);
+    if constexpr (std::is_same_v<S, float>)
+      return math::tanh(x);
+    else
+      return std::tanh(x);
   }
   template <class S>
   FORGERY_HOST_DEVICE S d1(S, S y) const {
