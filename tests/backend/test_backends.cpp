@@ -159,6 +159,31 @@ TEST_CASE_TEMPLATE("gemm matches the reference on shapes that take the tiled par
       }
 }
 
+TEST_CASE("Cpu<float> gemm: a single contiguous row of C has the bits of the same row with a gap") {
+  // ldc = 1 takes the transposed path (C^T = op(B)^T op(A)^T), ldc = 2 the direct one; each
+  // output is the same FMA chain either way.
+  using C = fg::backend::Cpu<float>;
+  for (const index_t n : {2, 13, 64, 517})
+    for (const index_t k : {1, 7, 256, 300})
+      for (const Trans ta : transposes)
+        for (const Trans tb : transposes)
+          for (const float beta : {0.0f, 1.0f, -0.5f}) {
+            CAPTURE(n);
+            CAPTURE(k);
+            const index_t lda = ta == Trans::no ? 1 : k, ldb = tb == Trans::no ? k : n;
+            const std::vector<float> a = random_values<float>(k, 80), b = random_values<float>(k * n, 81);
+            const std::vector<float> c0 = random_values<float>(2 * n, 82);
+            std::vector<float> row(static_cast<std::size_t>(n)), gapped = c0;
+            for (index_t j = 0; j < n; ++j) row[static_cast<std::size_t>(j)] = c0[static_cast<std::size_t>(2 * j)];
+            C::gemm(ta, tb, 1, n, k, 0.75f, a.data(), lda, b.data(), ldb, beta, row.data(), 1);
+            C::gemm(ta, tb, 1, n, k, 0.75f, a.data(), lda, b.data(), ldb, beta, gapped.data(), 2);
+            std::vector<float> every_other(static_cast<std::size_t>(n));
+            for (index_t j = 0; j < n; ++j)
+              every_other[static_cast<std::size_t>(j)] = gapped[static_cast<std::size_t>(2 * j)];
+            CHECK(same_bits(row, every_other));
+          }
+}
+
 namespace {
 
 // Selects a NativeGemm kernel for the scope, restoring the CPU's best however the test ends.
@@ -191,9 +216,10 @@ TEST_CASE("NativeGemm: each of the CPU's kernels matches the reference, and all 
   using fg::backend::GemmIsa;
   using C = fg::backend::Cpu<float>;
   // Ragged edges in m (not a multiple of 16 or 32) and n (not of 6 or 12), several k-blocks
-  // (k > 256, unequal split), single-task and tiled shapes, a GEMV-like n = 1.
-  const GemmShape shapes[] = {{1, 1, 1},    {31, 13, 7},     {33, 25, 300},  {17, 7, 513},
-                              {97, 61, 45}, {300, 200, 150}, {784, 64, 256}, {5, 1, 1000}};
+  // (k > 256, unequal split), single-task and tiled shapes, a GEMV-like n = 1, and single
+  // rows m = 1 (ldc = m = 1: computed as their transposes, a column).
+  const GemmShape shapes[] = {{1, 1, 1},       {31, 13, 7},    {33, 25, 300}, {17, 7, 513}, {97, 61, 45},
+                              {300, 200, 150}, {784, 64, 256}, {5, 1, 1000},  {1, 40, 300}, {1, 517, 64}};
   const Scaling scalings[] = {{1, 0, true}, {-0.5, 1.5, false}, {2, 1, false}};
   std::vector<std::vector<float>> results[3];
   for (const GemmIsa isa : {GemmIsa::avx512, GemmIsa::avx2, GemmIsa::none}) {

@@ -179,15 +179,18 @@ struct Avx512 {
 
   /// C(0:rows, 0:cols) <- epilogue(A panel * B panel) over kb products. A narrow last panel
   /// of B runs a kernel that computes only the columns it has (columns are independent, so
-  /// the bits do not change): batch 64 is 5 panels of 12 and one of 4, not 6 of 12.
+  /// the bits do not change): batch 64 is 5 panels of 12 and one of 4, not 6 of 12, and a
+  /// matrix-vector product one column.
   static void kernel(index_t kb, const float* a, const float* b, float* c, index_t ldc, index_t rows, index_t cols,
                      Epilogue e) {
     if (cols > 8)
       columns<12>(kb, a, b, c, ldc, rows, cols, e);
     else if (cols > 4)
       columns<8>(kb, a, b, c, ldc, rows, cols, e);
-    else
+    else if (cols > 1)
       columns<4>(kb, a, b, c, ldc, rows, cols, e);
+    else
+      columns<1>(kb, a, b, c, ldc, rows, cols, e);
   }
 
 private:
@@ -496,16 +499,32 @@ struct NativeGemm {
           detail::scale_block(m, n, beta, c, ldc);
           return;
         }
-        if (isa == GemmIsa::avx512)
-          native_gemm::run<native_gemm::Avx512>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        else
-          native_gemm::run<native_gemm::Avx2>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        // A single contiguous row of C (a layer with one output, such as a critic's last):
+        // its transpose C^T = op(B)^T op(A)^T is a column, so the kernel's rows run along n
+        // instead of wasting 31 of 32 lanes on m. Same FMA chain per output, same bits.
+        if (m == 1 && n > 1 && ldc == 1) {
+          const auto flip = [](Trans t) { return t == Trans::no ? Trans::yes : Trans::no; };
+          run(isa, flip(tb), flip(ta), n, 1, k, alpha, b, ldb, a, lda, beta, c, n);
+          return;
+        }
+        run(isa, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
       }
     }
 #endif
     EigenGemm::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
+
+private:
+#if FORGERY_NATIVE_GEMM_X86
+  static void run(GemmIsa isa, Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const float* a,
+                  index_t lda, const float* b, index_t ldb, float beta, float* c, index_t ldc) {
+    if (isa == GemmIsa::avx512)
+      native_gemm::run<native_gemm::Avx512>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+      native_gemm::run<native_gemm::Avx2>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+#endif
 };
 
 } // namespace forgery::backend
