@@ -217,9 +217,10 @@ TEST_CASE("NativeGemm: each of the CPU's kernels matches the reference, and all 
   using C = fg::backend::Cpu<float>;
   // Ragged edges in m (not a multiple of 16 or 32) and n (not of 6 or 12), several k-blocks
   // (k > 256, unequal split), single-task and tiled shapes, a GEMV-like n = 1, and single
-  // rows m = 1 (ldc = m = 1: computed as their transposes, a column).
-  const GemmShape shapes[] = {{1, 1, 1},       {31, 13, 7},    {33, 25, 300}, {17, 7, 513}, {97, 61, 45},
-                              {300, 200, 150}, {784, 64, 256}, {5, 1, 1000},  {1, 40, 300}, {1, 517, 64}};
+  // rows m = 1 (ldc = m = 1: computed as their transposes, a column), and one tile with
+  // many k-blocks (run in parallel, then added in order).
+  const GemmShape shapes[] = {{1, 1, 1},      {31, 13, 7},  {33, 25, 300}, {17, 7, 513}, {97, 61, 45},  {300, 200, 150},
+                              {784, 64, 256}, {5, 1, 1000}, {1, 40, 300},  {1, 517, 64}, {64, 16, 3000}};
   const Scaling scalings[] = {{1, 0, true}, {-0.5, 1.5, false}, {2, 1, false}};
   std::vector<std::vector<float>> results[3];
   for (const GemmIsa isa : {GemmIsa::avx512, GemmIsa::avx2, GemmIsa::none}) {
@@ -566,8 +567,9 @@ template <class S>
 std::vector<std::pair<std::string, std::vector<S>>> cpu_outputs() {
   using C = fg::backend::Cpu<S>;
   std::vector<std::pair<std::string, std::vector<S>>> out;
-  // k = 1500 is past Eigen's k-blocking, so each output is summed in several k-blocks.
-  const GemmShape shapes[] = {{300, 200, 150}, {97, 61, 45}, {40, 36, 1500}};
+  // k = 1500 is past Eigen's k-blocking, so each output is summed in several k-blocks;
+  // 64 x 16 x 3000 is one tile whose k-blocks NativeGemm runs in parallel.
+  const GemmShape shapes[] = {{300, 200, 150}, {97, 61, 45}, {40, 36, 1500}, {64, 16, 3000}};
   for (const GemmShape& s : shapes)
     for (const Trans ta : transposes)
       for (const Trans tb : transposes) {

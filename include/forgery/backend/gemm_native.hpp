@@ -18,7 +18,9 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 
 #include "forgery/backend/gemm_eigen.hpp"
@@ -193,12 +195,40 @@ struct Avx512 {
       columns<1>(kb, a, b, c, ldc, rows, cols, e);
   }
 
+  /// The epilogue alone, on accumulators computed elsewhere (acc, column stride lda): the
+  /// same operations as `kernel`'s, for products split over k-blocks.
+  __attribute__((target("avx512f,fma"))) static void combine(index_t rows, index_t cols, const float* acc, index_t lda,
+                                                             float* c, index_t ldc, Epilogue e) {
+    const __mmask16 m0 = rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1u);
+    const __mmask16 m1 = rows >= 32   ? __mmask16(0xFFFF)
+                         : rows <= 16 ? __mmask16(0)
+                                      : __mmask16((1u << (rows - 16)) - 1u);
+    const __m512 alpha = _mm512_set1_ps(e.alpha), beta = _mm512_set1_ps(e.beta);
+    const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
+    for (index_t j = 0; j < cols; ++j) {
+      store(c + j * ldc, m0, _mm512_maskz_loadu_ps(m0, acc + j * lda), alpha, beta, overwrite, scale);
+      store(c + j * ldc + 16, m1, _mm512_maskz_loadu_ps(m1, acc + j * lda + 16), alpha, beta, overwrite, scale);
+    }
+  }
+
 private:
   /// The kernel on the first N columns of the B panel (its stride stays nr).
   template <index_t N>
   __attribute__((target("avx512f,fma"))) static void columns(index_t kb, const float* a, const float* b, float* c,
                                                              index_t ldc, index_t rows, index_t cols, Epilogue e) {
     __m512 acc0[N], acc1[N];
+    // The tile of C this call will read (not when it only writes): fetched now, it arrives
+    // while the products run instead of stalling the epilogue (the weight gradients' C is
+    // read once per call, from L3, with k = the batch: few products to hide it behind).
+    if (!(e.first && e.beta == 0.0f)) {
+      FORGERY_UNROLL(12)
+      for (index_t j = 0; j < N; ++j) {
+        if (j < cols) {
+          _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc + rows - 1), _MM_HINT_T0);
+        }
+      }
+    }
     FORGERY_UNROLL(12)
     for (index_t j = 0; j < N; ++j) acc0[j] = acc1[j] = _mm512_setzero_ps();
     FORGERY_UNROLL(4)
@@ -248,6 +278,15 @@ struct Avx2 {
   __attribute__((target("avx2,fma"))) static void kernel(index_t kb, const float* a, const float* b, float* c,
                                                          index_t ldc, index_t rows, index_t cols, Epilogue e) {
     __m256 acc0[nr], acc1[nr];
+    if (!(e.first && e.beta == 0.0f)) { // as in Avx512::columns
+      FORGERY_UNROLL(6)
+      for (index_t j = 0; j < nr; ++j) {
+        if (j < cols) {
+          _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc + rows - 1), _MM_HINT_T0);
+        }
+      }
+    }
     FORGERY_UNROLL(6)
     for (index_t j = 0; j < nr; ++j) acc0[j] = acc1[j] = _mm256_setzero_ps();
     for (index_t kk = 0; kk < kb; ++kk, a += mr, b += nr) {
@@ -275,6 +314,25 @@ struct Avx2 {
         store(c + j * ldc, m0, full0, acc0[j], alpha, beta, overwrite, scale);
         if (any1) store(c + j * ldc + 8, m1, full1, acc1[j], alpha, beta, overwrite, scale);
       }
+    }
+  }
+
+  /// The epilogue alone (see Avx512::combine).
+  __attribute__((target("avx2,fma"))) static void combine(index_t rows, index_t cols, const float* acc, index_t lda,
+                                                          float* c, index_t ldc, Epilogue e) {
+    alignas(32) static constexpr std::int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                                     0,  0,  0,  0,  0,  0,  0,  0};
+    const __m256i m0 =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(rows, 0, 8)));
+    const __m256i m1 =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(rows - 8, 0, 8)));
+    const bool full0 = rows >= 8, full1 = rows >= 16, any1 = rows > 8;
+    const __m256 alpha = _mm256_set1_ps(e.alpha), beta = _mm256_set1_ps(e.beta);
+    const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
+    for (index_t j = 0; j < cols; ++j) {
+      store(c + j * ldc, m0, full0, _mm256_maskload_ps(acc + j * lda, m0), alpha, beta, overwrite, scale);
+      if (any1)
+        store(c + j * ldc + 8, m1, full1, _mm256_maskload_ps(acc + j * lda + 8, m1), alpha, beta, overwrite, scale);
     }
   }
 
@@ -343,6 +401,46 @@ inline void block_bounds(index_t b, index_t blocks, index_t panels, index_t widt
   hi = std::min(extent, (b + 1) * panels / blocks * width);
 }
 
+/// The tiles a thread has left, [first, end), in one word: its owner takes them from the
+/// front and, once their own run out, the other threads take them from the back, so a
+/// thread slowed down (by another process on its core, say) hands its last tiles to the
+/// others instead of holding the whole team at the barrier. Which thread computes a tile
+/// changes no bit of it.
+class alignas(64) TileRange {
+public:
+  void reset(index_t first, index_t end) noexcept { word_.store(pack(first, end), std::memory_order_relaxed); }
+  /// The next tile from the front (the owner's order), or -1 when none is left.
+  index_t take_front() noexcept { return take(true); }
+  /// The last tile (for another thread), or -1 when none is left.
+  index_t take_back() noexcept { return take(false); }
+
+private:
+  static std::uint64_t pack(index_t first, index_t end) noexcept {
+    return (static_cast<std::uint64_t>(first) << 32) | static_cast<std::uint64_t>(end);
+  }
+  index_t take(bool front) noexcept {
+    std::uint64_t w = word_.load(std::memory_order_relaxed);
+    for (;;) {
+      const auto first = static_cast<index_t>(w >> 32), end = static_cast<index_t>(w & 0xFFFFFFFFu);
+      if (first >= end) return -1;
+      const std::uint64_t next = front ? pack(first + 1, end) : pack(first, end - 1);
+      if (word_.compare_exchange_weak(w, next, std::memory_order_relaxed)) return front ? first : end - 1;
+    }
+  }
+  std::atomic<std::uint64_t> word_{0};
+};
+
+/// The calling thread's tile ranges, one per thread of its team; grows, never shrinks.
+inline TileRange* tile_ranges(index_t threads) {
+  thread_local std::unique_ptr<TileRange[]> ranges;
+  thread_local index_t capacity = 0;
+  if (capacity < threads) {
+    ranges = std::make_unique<TileRange[]>(static_cast<std::size_t>(threads));
+    capacity = threads;
+  }
+  return ranges.get();
+}
+
 /// Per-thread space for a row block of packed op(A) (tm x k); grows, never shrinks.
 inline HostBuffer<float>& a_workspace() {
   thread_local HostBuffer<float> space;
@@ -369,19 +467,25 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
   const index_t panels_m = cdiv(m, K::mr), panels_n = cdiv(n, K::nr);
   const index_t m_pad = panels_m * K::mr, n_pad = panels_n * K::nr;
   const index_t tiles = tiles_m * tiles_n;
-  if (tiles < 2) threads = 1;
+  // One tile (small m x n) with many k-blocks, such as a convolution's weight gradient
+  // (64 x 16 x 12544): the k-blocks run in parallel instead, each into its own space of
+  // accumulators, and the epilogues then add them to C in k-block order, the same
+  // operations as one thread's chain.
+  const bool k_split = tiles == 1 && threads > 1 && k_blocks > 1 && m * n * k >= (index_t(1) << 20);
+  if (tiles < 2 && !k_split) threads = 1;
   // The most rows a row block has (its A space's k-block stride).
   const index_t tm = cdiv(panels_m, tiles_m) * K::mr;
-  const bool shared_a = tiles_m < threads;
+  const bool shared_a = k_split || tiles_m < threads;
   // The calling thread's grow-only GEMM space (shared with EigenGemm's tiles, never in use
   // by both at once). k-block kb starting at k0: B's panels at pb + k0 * n_pad (NR x kb
   // each, panel p at p * NR * kb); a shared A's at pa + k0 * m_pad, and a row block of A in
   // a thread's own space likewise at k0 * tm.
   HostBuffer<float>& space = detail::gemm_workspace<float>();
-  const index_t need = n_pad * k + (shared_a ? m_pad * k : 0);
+  const index_t need = n_pad * k + (shared_a ? m_pad * k : 0) + (k_split ? k_blocks * m_pad * n_pad : 0);
   if (space.size() < need) space.resize(need);
   float* const pb = space.data();
   float* const pa = space.data() + n_pad * k;
+  float* const acc = pa + m_pad * k; // k_split: k-block kbi's accumulators at kbi * m_pad * n_pad
   // Shared packing: one task per k-block and group of 4 panels (B's, then A's if shared).
   constexpr index_t group = 4;
   const index_t groups_n = cdiv(panels_n, group), groups_m = shared_a ? cdiv(panels_m, group) : 0;
@@ -441,17 +545,50 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
     if (own.size() < tm * k) own.resize(tm * k);
     return own.data();
   };
-  // One parallel region (one fork) for both phases, with the barrier between them.
+#if defined(_OPENMP)
+  if (k_split) {
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(static)
+      for (index_t t = 0; t < pack_tasks; ++t) pack(t);
+#pragma omp for schedule(dynamic, 1)
+      for (index_t kbi = 0; kbi < k_blocks; ++kbi) {
+        const index_t k0 = kbi * kc, kb = std::min(kc, k - k0);
+        float* const out = acc + kbi * m_pad * n_pad;
+        // alpha 1, beta 0: the accumulators themselves (times 1, exact).
+        const Epilogue e{1.0f, 0.0f, true};
+        for (index_t j = 0; j < n; j += K::nr)
+          for (index_t i = 0; i < m; i += K::mr)
+            K::kernel(kb, pa + k0 * m_pad + i * kb, pb + k0 * n_pad + j * kb, out + i + j * m_pad, m_pad,
+                      std::min(K::mr, m - i), std::min(K::nr, n - j), e);
+      }
+    }
+    for (index_t kbi = 0; kbi < k_blocks; ++kbi)
+      for (index_t j = 0; j < n; j += K::nr)
+        for (index_t i = 0; i < m; i += K::mr)
+          K::combine(std::min(K::mr, m - i), std::min(K::nr, n - j), acc + kbi * m_pad * n_pad + i + j * m_pad, m_pad,
+                     c + i + j * ldc, ldc, Epilogue{alpha, beta, kbi == 0});
+    return;
+  }
+#endif
+  // One parallel region (one fork) for both phases, with the barrier between them. Thread
+  // i owns the i-th contiguous share of the tiles (whole row blocks when tiles_m >= threads,
+  // as tile_grid arranges) and then takes what is left of the others' shares, from their
+  // ends (TileRange).
 #if defined(_OPENMP)
   if (threads > 1) {
-#pragma omp parallel
+    TileRange* const ranges = tile_ranges(threads);
+#pragma omp parallel num_threads(threads)
     {
+      const auto team = static_cast<index_t>(omp_get_num_threads()), me = static_cast<index_t>(omp_get_thread_num());
+      ranges[me].reset(me * tiles / team, (me + 1) * tiles / team);
 #pragma omp for schedule(static)
       for (index_t t = 0; t < pack_tasks; ++t) pack(t);
       float* const own = own_space();
       index_t packed = -1;
-#pragma omp for schedule(static)
-      for (index_t t = 0; t < tiles; ++t) tile(t, own, packed);
+      for (index_t t; (t = ranges[me].take_front()) >= 0;) tile(t, own, packed);
+      for (index_t other = 1; other < team; ++other)
+        for (index_t t; (t = ranges[(me + other) % team].take_back()) >= 0;) tile(t, own, packed);
     }
     return;
   }
