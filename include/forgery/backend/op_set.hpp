@@ -82,9 +82,13 @@ struct OpSet {
   static void fill_normal(index_t n, S* x, RandomStream& rng, S mean, S stddev) {
     const index_t blocks = (n + values_per_block<S> - 1) / values_per_block<S>;
     const auto first = rng.take(static_cast<std::uint64_t>(blocks));
+    // Host backends take a group of blocks per index (a vectorised Box-Muller loop); the
+    // device, one block per thread. The values are the same either way.
+    constexpr index_t group = Self::host_memory ? kernels::normal_fill_group : 1;
     // Work hint: a normal value (log, square root, sin, cos) costs about four elementwise ops.
-    Self::for_each(blocks, kernels::NormalFill<S>{x, n, rng.seed, rng.stream, first, mean, stddev},
-                   4 * values_per_block<S>);
+    Self::for_each((blocks + group - 1) / group,
+                   kernels::NormalFill<S, group>{x, n, rng.seed, rng.stream, first, mean, stddev},
+                   4 * group * values_per_block<S>);
   }
 };
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "forgery/core/config.hpp"
+#include "forgery/core/normal_math.hpp"
 
 namespace forgery {
 
@@ -104,16 +105,32 @@ FORGERY_HOST_DEVICE constexpr S uniform_from_block(const PhiloxBlock& b, int lan
     return static_cast<S>(uniform_open_d(b.w[2 * lane], b.w[2 * lane + 1]));
 }
 
+/// A pair of independent standard normal values from uniforms u1 in (0, 1] and u2 in
+/// [0, 1) (Box-Muller): z0 = r cos(2 pi u2), z1 = r sin(2 pi u2), r = sqrt(-2 log u1). Float
+/// uses forgery::math's branch-free log and sincos, so loops over pairs vectorise; double,
+/// the precision of the gradient checks rather than of speed, uses std::log, cos and sin.
+template <class S>
+FORGERY_HOST_DEVICE inline void box_muller(S u1, S u2, S& z0, S& z1) noexcept {
+  if constexpr (sizeof(S) == 4) {
+    const float r = std::sqrt(-2.0f * math::log_unit(u1));
+    float s, c;
+    math::sincos_2pi(u2, s, c);
+    z0 = r * c;
+    z1 = r * s;
+  } else {
+    const S r = std::sqrt(S(-2) * std::log(u1));
+    const S theta = S(6.283185307179586476925286766559) * u2;
+    z0 = r * std::cos(theta);
+    z1 = r * std::sin(theta);
+  }
+}
+
 /// The `pair`-th Box-Muller pair of standard normal values of type S in a block: lanes
-/// 2 pair (r cos theta) and 2 pair + 1 (r sin theta), with one log and one square root.
+/// 2 pair (r cos theta) and 2 pair + 1 (r sin theta), from the uniforms of those lanes.
 template <class S>
 FORGERY_HOST_DEVICE void normal_pair_from_block(const PhiloxBlock& b, int pair, S& z0, S& z1) noexcept {
-  const S u1 = uniform_from_block<S>(b, sizeof(S) == 4 ? 2 * pair : 0);
-  const S u2 = uniform_from_block<S>(b, sizeof(S) == 4 ? 2 * pair + 1 : 1);
-  const S r = std::sqrt(S(-2) * std::log(u1));
-  const S theta = S(6.283185307179586476925286766559) * u2;
-  z0 = r * std::cos(theta);
-  z1 = r * std::sin(theta);
+  box_muller<S>(uniform_from_block<S>(b, sizeof(S) == 4 ? 2 * pair : 0),
+                uniform_from_block<S>(b, sizeof(S) == 4 ? 2 * pair + 1 : 1), z0, z1);
 }
 
 /// The `lane`-th standard normal value of type S in a block (Box-Muller on lane pairs).
