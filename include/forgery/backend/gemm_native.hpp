@@ -176,6 +176,18 @@ struct Epilogue {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+/// Fetches the tile of C (rows x cols, column stride ldc) that a kernel will read (not one
+/// it only writes): issued before the products, the lines arrive while they run instead of
+/// stalling the epilogue (the weight gradients' C is read once per call, from L3, with k =
+/// the batch: few products to hide it behind).
+inline void prefetch_c(const float* c, index_t ldc, index_t rows, index_t cols, Epilogue e) {
+  if (e.first && e.beta == 0.0f) return;
+  for (index_t j = 0; j < cols; ++j) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc + rows - 1), _MM_HINT_T0);
+  }
+}
+
 struct Avx512 {
   static constexpr index_t mr = 32, nr = 12;
 
@@ -199,15 +211,11 @@ struct Avx512 {
   /// same operations as `kernel`'s, for products split over k-blocks.
   __attribute__((target("avx512f,fma"))) static void combine(index_t rows, index_t cols, const float* acc, index_t lda,
                                                              float* c, index_t ldc, Epilogue e) {
-    const __mmask16 m0 = rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1u);
-    const __mmask16 m1 = rows >= 32   ? __mmask16(0xFFFF)
-                         : rows <= 16 ? __mmask16(0)
-                                      : __mmask16((1u << (rows - 16)) - 1u);
-    const __m512 alpha = _mm512_set1_ps(e.alpha), beta = _mm512_set1_ps(e.beta);
-    const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
+    const __mmask16 m0 = lanes(rows), m1 = lanes(rows - 16);
+    const Store st(e);
     for (index_t j = 0; j < cols; ++j) {
-      store(c + j * ldc, m0, _mm512_maskz_loadu_ps(m0, acc + j * lda), alpha, beta, overwrite, scale);
-      store(c + j * ldc + 16, m1, _mm512_maskz_loadu_ps(m1, acc + j * lda + 16), alpha, beta, overwrite, scale);
+      st(c + j * ldc, m0, _mm512_maskz_loadu_ps(m0, acc + j * lda));
+      st(c + j * ldc + 16, m1, _mm512_maskz_loadu_ps(m1, acc + j * lda + 16));
     }
   }
 
@@ -217,18 +225,7 @@ private:
   __attribute__((target("avx512f,fma"))) static void columns(index_t kb, const float* a, const float* b, float* c,
                                                              index_t ldc, index_t rows, index_t cols, Epilogue e) {
     __m512 acc0[N], acc1[N];
-    // The tile of C this call will read (not when it only writes): fetched now, it arrives
-    // while the products run instead of stalling the epilogue (the weight gradients' C is
-    // read once per call, from L3, with k = the batch: few products to hide it behind).
-    if (!(e.first && e.beta == 0.0f)) {
-      FORGERY_UNROLL(12)
-      for (index_t j = 0; j < N; ++j) {
-        if (j < cols) {
-          _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc + rows - 1), _MM_HINT_T0);
-        }
-      }
-    }
+    prefetch_c(c, ldc, rows, cols, e);
     FORGERY_UNROLL(12)
     for (index_t j = 0; j < N; ++j) acc0[j] = acc1[j] = _mm512_setzero_ps();
     FORGERY_UNROLL(4)
@@ -241,35 +238,44 @@ private:
         acc1[j] = _mm512_fmadd_ps(a1, bj, acc1[j]);
       }
     }
-    const __mmask16 m0 = rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1u);
-    const __mmask16 m1 = rows >= 32   ? __mmask16(0xFFFF)
-                         : rows <= 16 ? __mmask16(0)
-                                      : __mmask16((1u << (rows - 16)) - 1u);
-    const __m512 alpha = _mm512_set1_ps(e.alpha), beta = _mm512_set1_ps(e.beta);
-    const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
+    const __mmask16 m0 = lanes(rows), m1 = lanes(rows - 16);
+    const Store st(e);
     // Constant indices only (the loop is unrolled), so the accumulators stay in registers.
     FORGERY_UNROLL(12)
     for (index_t j = 0; j < N; ++j) {
       if (j < cols) {
-        store(c + j * ldc, m0, acc0[j], alpha, beta, overwrite, scale);
-        store(c + j * ldc + 16, m1, acc1[j], alpha, beta, overwrite, scale);
+        st(c + j * ldc, m0, acc0[j]);
+        st(c + j * ldc + 16, m1, acc1[j]);
       }
     }
   }
 
-  __attribute__((target("avx512f,fma"), always_inline)) static inline void
-  store(float* c, __mmask16 m, __m512 acc, __m512 alpha, __m512 beta, bool overwrite, bool scale) {
-    if (m == 0) return;
-    __m512 r;
-    if (overwrite) {
-      r = _mm512_mul_ps(acc, alpha);
-    } else {
-      __m512 old = _mm512_maskz_loadu_ps(m, c);
-      if (scale) old = _mm512_mul_ps(old, beta);
-      r = _mm512_fmadd_ps(acc, alpha, old);
-    }
-    _mm512_mask_storeu_ps(c, m, r);
+  /// The mask of the first n of 16 lanes (none for n <= 0, all for n >= 16).
+  static __mmask16 lanes(index_t n) {
+    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
   }
+
+  /// The epilogue: c = acc * alpha (first k-block, beta 0: C is not read), else
+  /// c = fma(acc, alpha, beta * c) on the first k-block and fma(acc, alpha, c) after.
+  struct Store {
+    __attribute__((target("avx512f,fma"), always_inline)) explicit Store(Epilogue e)
+        : alpha(_mm512_set1_ps(e.alpha)), beta(_mm512_set1_ps(e.beta)), overwrite(e.first && e.beta == 0.0f),
+          scale(e.first && e.beta != 1.0f) {}
+    __attribute__((target("avx512f,fma"), always_inline)) void operator()(float* c, __mmask16 m, __m512 acc) const {
+      if (m == 0) return;
+      __m512 r;
+      if (overwrite) {
+        r = _mm512_mul_ps(acc, alpha);
+      } else {
+        __m512 old = _mm512_maskz_loadu_ps(m, c);
+        if (scale) old = _mm512_mul_ps(old, beta);
+        r = _mm512_fmadd_ps(acc, alpha, old);
+      }
+      _mm512_mask_storeu_ps(c, m, r);
+    }
+    __m512 alpha, beta;
+    bool overwrite, scale;
+  };
 };
 
 struct Avx2 {
@@ -278,15 +284,7 @@ struct Avx2 {
   __attribute__((target("avx2,fma"))) static void kernel(index_t kb, const float* a, const float* b, float* c,
                                                          index_t ldc, index_t rows, index_t cols, Epilogue e) {
     __m256 acc0[nr], acc1[nr];
-    if (!(e.first && e.beta == 0.0f)) { // as in Avx512::columns
-      FORGERY_UNROLL(6)
-      for (index_t j = 0; j < nr; ++j) {
-        if (j < cols) {
-          _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc + rows - 1), _MM_HINT_T0);
-        }
-      }
-    }
+    prefetch_c(c, ldc, rows, cols, e);
     FORGERY_UNROLL(6)
     for (index_t j = 0; j < nr; ++j) acc0[j] = acc1[j] = _mm256_setzero_ps();
     for (index_t kk = 0; kk < kb; ++kk, a += mr, b += nr) {
@@ -298,21 +296,13 @@ struct Avx2 {
         acc1[j] = _mm256_fmadd_ps(a1, bj, acc1[j]);
       }
     }
-    // Lane masks: 8 values from ones_then_zeros + 8 - n have their first n lanes all ones.
-    alignas(32) static constexpr std::int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                                                     0,  0,  0,  0,  0,  0,  0,  0};
-    const __m256i m0 =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(rows, 0, 8)));
-    const __m256i m1 =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(rows - 8, 0, 8)));
-    const bool full0 = rows >= 8, full1 = rows >= 16, any1 = rows > 8;
-    const __m256 alpha = _mm256_set1_ps(e.alpha), beta = _mm256_set1_ps(e.beta);
-    const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
+    const Rows r(rows);
+    const Store st(e);
     FORGERY_UNROLL(6)
     for (index_t j = 0; j < nr; ++j) {
       if (j < cols) {
-        store(c + j * ldc, m0, full0, acc0[j], alpha, beta, overwrite, scale);
-        if (any1) store(c + j * ldc + 8, m1, full1, acc1[j], alpha, beta, overwrite, scale);
+        st(c + j * ldc, r.m0, r.full0, acc0[j]);
+        if (r.any1) st(c + j * ldc + 8, r.m1, r.full1, acc1[j]);
       }
     }
   }
@@ -320,38 +310,56 @@ struct Avx2 {
   /// The epilogue alone (see Avx512::combine).
   __attribute__((target("avx2,fma"))) static void combine(index_t rows, index_t cols, const float* acc, index_t lda,
                                                           float* c, index_t ldc, Epilogue e) {
-    alignas(32) static constexpr std::int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                                                     0,  0,  0,  0,  0,  0,  0,  0};
-    const __m256i m0 =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(rows, 0, 8)));
-    const __m256i m1 =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(rows - 8, 0, 8)));
-    const bool full0 = rows >= 8, full1 = rows >= 16, any1 = rows > 8;
-    const __m256 alpha = _mm256_set1_ps(e.alpha), beta = _mm256_set1_ps(e.beta);
-    const bool overwrite = e.first && e.beta == 0.0f, scale = e.first && e.beta != 1.0f;
+    const Rows r(rows);
+    const Store st(e);
     for (index_t j = 0; j < cols; ++j) {
-      store(c + j * ldc, m0, full0, _mm256_maskload_ps(acc + j * lda, m0), alpha, beta, overwrite, scale);
-      if (any1)
-        store(c + j * ldc + 8, m1, full1, _mm256_maskload_ps(acc + j * lda + 8, m1), alpha, beta, overwrite, scale);
+      st(c + j * ldc, r.m0, r.full0, _mm256_maskload_ps(acc + j * lda, r.m0));
+      if (r.any1) st(c + j * ldc + 8, r.m1, r.full1, _mm256_maskload_ps(acc + j * lda + 8, r.m1));
     }
   }
 
 private:
-  __attribute__((target("avx2,fma"), always_inline)) static inline void
-  store(float* c, __m256i m, bool full, __m256 acc, __m256 alpha, __m256 beta, bool overwrite, bool scale) {
-    __m256 r;
-    if (overwrite) {
-      r = _mm256_mul_ps(acc, alpha);
-    } else {
-      __m256 old = full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m);
-      if (scale) old = _mm256_mul_ps(old, beta);
-      r = _mm256_fmadd_ps(acc, alpha, old);
+  /// The lane masks of a tile's rows: the first 8 and the next 8 (m0, m1), whether each is
+  /// whole, and whether the second has any.
+  struct Rows {
+    __attribute__((target("avx2,fma"), always_inline)) explicit Rows(index_t rows)
+        : m0(mask(rows)), m1(mask(rows - 8)), full0(rows >= 8), full1(rows >= 16), any1(rows > 8) {}
+    __m256i m0, m1;
+    bool full0, full1, any1;
+
+  private:
+    // 8 values from ones_then_zeros + 8 - n have their first n lanes all ones.
+    __attribute__((target("avx2,fma"), always_inline)) static __m256i mask(index_t n) {
+      alignas(32) static constexpr std::int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                                       0,  0,  0,  0,  0,  0,  0,  0};
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ones_then_zeros + 8 - std::clamp<index_t>(n, 0, 8)));
     }
-    if (full)
-      _mm256_storeu_ps(c, r);
-    else
-      _mm256_maskstore_ps(c, m, r);
-  }
+  };
+
+  /// The epilogue: c = acc * alpha (first k-block, beta 0: C is not read), else
+  /// c = fma(acc, alpha, beta * c) on the first k-block and fma(acc, alpha, c) after.
+  struct Store {
+    __attribute__((target("avx2,fma"), always_inline)) explicit Store(Epilogue e)
+        : alpha(_mm256_set1_ps(e.alpha)), beta(_mm256_set1_ps(e.beta)), overwrite(e.first && e.beta == 0.0f),
+          scale(e.first && e.beta != 1.0f) {}
+    __attribute__((target("avx2,fma"), always_inline)) void operator()(float* c, __m256i m, bool full,
+                                                                       __m256 acc) const {
+      __m256 r;
+      if (overwrite) {
+        r = _mm256_mul_ps(acc, alpha);
+      } else {
+        __m256 old = full ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m);
+        if (scale) old = _mm256_mul_ps(old, beta);
+        r = _mm256_fmadd_ps(acc, alpha, old);
+      }
+      if (full)
+        _mm256_storeu_ps(c, r);
+      else
+        _mm256_maskstore_ps(c, m, r);
+    }
+    __m256 alpha, beta;
+    bool overwrite, scale;
+  };
 };
 
 #if defined(__GNUC__) && !defined(__clang__)
