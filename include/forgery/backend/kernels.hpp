@@ -84,9 +84,10 @@ struct ColSums {
   }
 };
 
-/// a + b * c with two roundings, never fused into one FMA: host builds (ISO C++, no
-/// contraction) compute it so, and nvcc would otherwise contract it on the device, so the
-/// Philox fills below give the same bits on every backend.
+/// a + b * c, kept unfused on the device (nvcc would contract it into one FMA). On the
+/// host the compiler decides: GCC 12 contracts it into an FMA when the target has one, even
+/// under -std=c++20, so host backends agree with each other (both contract alike), and the
+/// device fills equal the host's only for host builds without FMA.
 FORGERY_HOST_DEVICE inline float add_mul_unfused(float a, float b, float c) {
 #if defined(__CUDA_ARCH__)
   return __fadd_rn(a, __fmul_rn(b, c));
