@@ -46,11 +46,13 @@ ConvGeometry geometry(index_t c, index_t h, index_t w, index_t k, index_t s, ind
   return ConvGeometry{c, h, w, k, s, p, extent(h), extent(w)};
 }
 
-// Stride 1 and 2, pad 0 to 2, K 1 to 4, 1 to 3 channels, H != W; the last two have windows
-// that lie wholly in the padding (pad >= K on a side).
+// Stride 1 and 2, pad 0 to 2, K 1 to 4, 1 to 3 channels, H != W; two have windows that lie
+// wholly in the padding (pad >= K on a side). The last two have stride-2 rows longer than
+// one vector (out widths 19 and 14, odd and even image widths): the AVX2 path's lengths.
 const ConvGeometry geometries[] = {
-    geometry(1, 5, 5, 3, 1, 0), geometry(2, 5, 7, 3, 1, 1), geometry(3, 7, 6, 4, 2, 1), geometry(2, 6, 5, 3, 2, 2),
-    geometry(3, 4, 5, 1, 1, 0), geometry(1, 8, 6, 4, 2, 2), geometry(2, 3, 4, 1, 2, 1), geometry(1, 4, 3, 2, 1, 2),
+    geometry(1, 5, 5, 3, 1, 0),  geometry(2, 5, 7, 3, 1, 1),   geometry(3, 7, 6, 4, 2, 1), geometry(2, 6, 5, 3, 2, 2),
+    geometry(3, 4, 5, 1, 1, 0),  geometry(1, 8, 6, 4, 2, 2),   geometry(2, 3, 4, 1, 2, 1), geometry(1, 4, 3, 2, 1, 2),
+    geometry(2, 5, 37, 3, 2, 1), geometry(1, 28, 28, 4, 2, 1),
 };
 
 std::string describe(const ConvGeometry& g) {
@@ -232,15 +234,12 @@ TEST_CASE_TEMPLATE("rows_to_images, images_to_rows and channel_sums", B, FORGERY
   for (index_t c = 0; c < channels; ++c) CHECK(sums[static_cast<std::size_t>(c)] == channel_total(c));
 }
 
-TEST_CASE_TEMPLATE("Cpu convolution ops match Reference bitwise on sizes that run in parallel", S, float, double) {
+// Cpu (one range per thread) against Reference (one call per index), bitwise.
+template <class S>
+void check_cpu_matches_reference(const ConvGeometry& g) {
   using Cpu = fg::backend::Cpu<S>;
   using Ref = fg::backend::Reference<S>;
-#if defined(_OPENMP)
-  const ThreadCount two(2);
-#endif
-  // 9 C * batch = 18432 im2col calls and batch * C * H = 32768 col2im calls: both past Cpu's
-  // parallel threshold.
-  const ConvGeometry g = geometry(64, 16, 2, 3, 1, 1);
+  CAPTURE(describe(g));
   const index_t batch = 32, ld = batch * g.pixels();
   REQUIRE(g.columns() * batch >= Cpu::parallel_threshold);
   REQUIRE(batch * g.channels * g.height >= Cpu::parallel_threshold);
@@ -260,16 +259,35 @@ TEST_CASE_TEMPLATE("Cpu convolution ops match Reference bitwise on sizes that ru
   Ref::col2im(g, batch, c.data(), ld, x_ref.data(), bias.data());
   CHECK(same_bits(x_cpu, x_ref));
 
-  std::vector<S> rows_cpu(static_cast<std::size_t>(ld * g.channels)), rows_ref(rows_cpu.size());
-  Cpu::images_to_rows(batch, g.channels, g.height * g.width, x_cpu.data(), rows_cpu.data(), ld);
-  Ref::images_to_rows(batch, g.channels, g.height * g.width, x_cpu.data(), rows_ref.data(), ld);
+  // The moves between images and rows, on the input images (H W pixels each).
+  const index_t pixels = g.height * g.width, ld_rows = batch * pixels;
+  std::vector<S> rows_cpu(static_cast<std::size_t>(ld_rows * g.channels)), rows_ref(rows_cpu.size());
+  Cpu::images_to_rows(batch, g.channels, pixels, x_cpu.data(), rows_cpu.data(), ld_rows);
+  Ref::images_to_rows(batch, g.channels, pixels, x_cpu.data(), rows_ref.data(), ld_rows);
   CHECK(same_bits(rows_cpu, rows_ref));
   std::vector<S> img_cpu(x.size()), img_ref(x.size());
-  Cpu::rows_to_images(batch, g.channels, g.height * g.width, rows_cpu.data(), ld, img_cpu.data(), bias.data());
-  Ref::rows_to_images(batch, g.channels, g.height * g.width, rows_cpu.data(), ld, img_ref.data(), bias.data());
+  Cpu::rows_to_images(batch, g.channels, pixels, rows_cpu.data(), ld_rows, img_cpu.data(), bias.data());
+  Ref::rows_to_images(batch, g.channels, pixels, rows_cpu.data(), ld_rows, img_ref.data(), bias.data());
   CHECK(same_bits(img_cpu, img_ref));
   std::vector<S> sums_cpu(static_cast<std::size_t>(g.channels)), sums_ref(sums_cpu.size());
-  Cpu::channel_sums(batch, g.channels, g.height * g.width, x_cpu.data(), S(0), sums_cpu.data());
-  Ref::channel_sums(batch, g.channels, g.height * g.width, x_cpu.data(), S(0), sums_ref.data());
+  Cpu::channel_sums(batch, g.channels, pixels, x_cpu.data(), S(0), sums_cpu.data());
+  Ref::channel_sums(batch, g.channels, pixels, x_cpu.data(), S(0), sums_ref.data());
   CHECK(same_bits(sums_cpu, sums_ref));
+}
+
+TEST_CASE_TEMPLATE("Cpu convolution ops match Reference bitwise on sizes that run in parallel", S, float, double) {
+  // Stride 1 and stride 2 (rows of 10: the AVX2 path), each with at least 16384 im2col and
+  // col2im indices, past Cpu's parallel threshold whatever the work per index; 2 and 3
+  // threads, so the threads' ranges start and end inside columns and planes.
+  const ConvGeometry both[] = {geometry(64, 16, 2, 3, 1, 1), geometry(64, 16, 20, 4, 2, 1)};
+  for (const ConvGeometry& g : both)
+#if defined(_OPENMP)
+    for (const int threads : {2, 3}) {
+      const ThreadCount count(threads);
+      CAPTURE(threads);
+#else
+  {
+#endif
+      check_cpu_matches_reference<S>(g);
+    }
 }

@@ -4,9 +4,20 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "forgery/core/config.hpp"
 #include "forgery/core/philox.hpp"
+
+// Host builds with AVX2 vectorise the stride-2 rows of im2col and col2im (the usual
+// down- and up-sampling convolutions), which the compiler leaves scalar: their rows are a
+// few values long. Not under nvcc, whose device code has its own launch per index.
+#if defined(__AVX2__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#define FORGERY_CONV_AVX2 1
+#else
+#define FORGERY_CONV_AVX2 0
+#endif
 
 namespace forgery::kernels {
 
@@ -208,10 +219,35 @@ FORGERY_HOST_DEVICE inline ConvTapRange conv_tap_range(index_t offset, index_t s
   return {begin, end};
 }
 
+#if FORGERY_CONV_AVX2
+namespace conv_avx2 {
+
+/// Lanes l < n set.
+inline __m256i first_lanes(index_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// out[o] = src[2 o] for o < count; src[0 .. 2 count - 1) is readable. Exact copies.
+inline void take_even(const float* src, index_t count, float* out) {
+  for (; count > 0; count -= 8, src += 16, out += 8) {
+    const index_t avail = 2 * count - 1; // readable values from src on
+    const __m256 lo = _mm256_maskload_ps(src, first_lanes(avail));
+    const __m256 hi = avail > 8 ? _mm256_maskload_ps(src + 8, first_lanes(avail - 8)) : _mm256_setzero_ps();
+    // [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6], then the 64-bit pairs in order 0 2 1 3.
+    const __m256 even = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 ordered = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
+    _mm256_maskstore_ps(out, first_lanes(count), ordered);
+  }
+}
+
+} // namespace conv_avx2
+#endif
+
 /// im2col: cols(j * P + p, (c * K + ky) * K + kx) = x_j(c, oy * s - pad + ky, ox * s - pad + kx)
 /// (zero outside the image), cols column-major with leading dimension ld >= batch * P.
-/// One index per (column, sample): a contiguous run of P outputs, so the index arithmetic
-/// is paid once per P values.
+/// One index per (column, sample), i = column * batch + j: a contiguous run of P outputs.
+/// On the host, range() runs a thread's share of indices with the column's setup paid once
+/// per column rather than once per index.
 template <class S>
 struct Im2Col {
   ConvGeometry g;
@@ -219,34 +255,67 @@ struct Im2Col {
   const S* x;
   S* cols;
   index_t ld;
-  FORGERY_HOST_DEVICE void operator()(index_t i) const {
-    const index_t j = i % batch, col = i / batch;
+
+  /// What every sample of column `col` shares: its channel, its tap offsets and the output
+  /// rows and columns whose taps land inside the image.
+  struct Column {
+    index_t c, ky, kx;
+    ConvTapRange rows, xs;
+  };
+  [[nodiscard]] FORGERY_HOST_DEVICE Column column(index_t col) const {
     const index_t kx = col % g.kernel, ky = (col / g.kernel) % g.kernel, c = col / (g.kernel * g.kernel);
-    const S* plane = x + j * g.image_size() + c * g.height * g.width;
-    S* dst = cols + col * ld + j * g.pixels();
-    const index_t offset = kx - g.pad;
-    const ConvTapRange r = conv_tap_range(offset, g.stride, g.width, g.out_width);
-    for (index_t oy = 0; oy < g.out_height; ++oy, dst += g.out_width) {
-      const index_t iy = oy * g.stride - g.pad + ky;
-      if (iy < 0 || iy >= g.height) {
-        for (index_t ox = 0; ox < g.out_width; ++ox) dst[ox] = S(0);
-        continue;
+    return {c, ky, kx, conv_tap_range(ky - g.pad, g.stride, g.height, g.out_height),
+            conv_tap_range(kx - g.pad, g.stride, g.width, g.out_width)};
+  }
+  /// out[o] = src[o * stride] for o in [begin, end).
+  FORGERY_HOST_DEVICE static void taps(const S* src, index_t stride, index_t begin, index_t end, S* out) {
+    if (stride == 1) { // contiguous: the compiler vectorises it
+      for (index_t o = begin; o < end; ++o) out[o] = src[o];
+      return;
+    }
+#if FORGERY_CONV_AVX2 && !defined(__CUDA_ARCH__)
+    if constexpr (std::is_same_v<S, float>) {
+      if (stride == 2) {
+        conv_avx2::take_even(src + 2 * begin, end - begin, out + begin);
+        return;
       }
-      const S* src = plane + iy * g.width;
-      for (index_t ox = 0; ox < r.begin; ++ox) dst[ox] = S(0);
-      if (g.stride == 1) // contiguous: lets the compiler vectorise the common case
-        for (index_t ox = r.begin; ox < r.end; ++ox) dst[ox] = src[ox + offset];
-      else
-        for (index_t ox = r.begin; ox < r.end; ++ox) dst[ox] = src[ox * g.stride + offset];
-      for (index_t ox = r.end; ox < g.out_width; ++ox) dst[ox] = S(0);
+    }
+#endif
+    for (index_t o = begin; o < end; ++o) out[o] = src[o * stride];
+  }
+  /// Sample j's P outputs of column `col`.
+  FORGERY_HOST_DEVICE void run(const Column& k, index_t col, index_t j) const {
+    const S* plane = x + j * g.image_size() + k.c * g.height * g.width;
+    S* dst = cols + col * ld + j * g.pixels();
+    const index_t ow = g.out_width, offset = k.kx - g.pad;
+    for (index_t q = 0; q < k.rows.begin * ow; ++q) dst[q] = S(0);
+    for (index_t oy = k.rows.begin; oy < k.rows.end; ++oy) {
+      S* out = dst + oy * ow;
+      for (index_t ox = 0; ox < k.xs.begin; ++ox) out[ox] = S(0);
+      taps(plane + (oy * g.stride - g.pad + k.ky) * g.width + offset, g.stride, k.xs.begin, k.xs.end, out);
+      for (index_t ox = k.xs.end; ox < ow; ++ox) out[ox] = S(0);
+    }
+    for (index_t q = k.rows.end * ow; q < g.pixels(); ++q) dst[q] = S(0);
+  }
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    const index_t col = i / batch;
+    run(column(col), col, i % batch);
+  }
+  void range(index_t lo, index_t hi) const {
+    if (lo >= hi) return;
+    index_t col = lo / batch, j = lo % batch;
+    for (index_t i = lo; i < hi; ++col, j = 0) {
+      const Column k = column(col);
+      for (; j < batch && i < hi; ++j, ++i) run(k, col, j);
     }
   }
 };
 
 /// col2im, the adjoint of Im2Col: x_j(c, iy, ix) = bias[c] (or 0) + the sum of every column
 /// entry Im2Col would read from there, in increasing (ky, kx) order. One index per image
-/// row (sample, channel, iy): each output is written by one call, so there are no races
-/// and the summation order does not depend on the launch.
+/// row, i = (j * channels + c) * height + iy: each output is written by one call, so there
+/// are no races and the summation order does not depend on the launch. On the host,
+/// range() walks a thread's rows without dividing per row.
 template <class S>
 struct Col2Im {
   ConvGeometry g;
@@ -255,9 +324,17 @@ struct Col2Im {
   index_t ld;
   S* x;
   const S* bias; ///< per channel; may be null
-  FORGERY_HOST_DEVICE void operator()(index_t i) const {
-    const index_t iy = i % g.height, plane = i / g.height; // plane = j * channels + c
-    const index_t c = plane % g.channels, j = plane / g.channels;
+
+  /// dst[o * stride] += src[o] for o in [begin, end), one add each.
+  FORGERY_HOST_DEVICE static void add_taps(const S* src, index_t stride, index_t begin, index_t end, S* dst) {
+    if (stride == 1) {
+      for (index_t o = begin; o < end; ++o) dst[o] += src[o];
+      return;
+    }
+    for (index_t o = begin; o < end; ++o) dst[o * stride] += src[o];
+  }
+  /// Image row iy of channel c of sample j (plane = j * channels + c).
+  FORGERY_HOST_DEVICE void run(index_t plane, index_t c, index_t j, index_t iy) const {
     S* dst = x + plane * g.height * g.width + iy * g.width;
     const S b = bias != nullptr ? bias[c] : S(0);
     for (index_t ix = 0; ix < g.width; ++ix) dst[ix] = b;
@@ -266,14 +343,29 @@ struct Col2Im {
     const index_t first = (iy + g.pad) % g.stride, top = (iy + g.pad) / g.stride;
     for (index_t ky = first, oy = top; ky < g.kernel && oy >= 0; ky += g.stride, --oy) {
       if (oy >= g.out_height) continue;
+      const S* row = cols + (c * g.kernel + ky) * g.kernel * ld + j * g.pixels() + oy * g.out_width;
       for (index_t kx = 0; kx < g.kernel; ++kx) {
-        const S* src = cols + ((c * g.kernel + ky) * g.kernel + kx) * ld + j * g.pixels() + oy * g.out_width;
+        const S* src = row + kx * ld;
         const index_t offset = kx - g.pad;
         const ConvTapRange r = conv_tap_range(offset, g.stride, g.width, g.out_width);
-        if (g.stride == 1)
-          for (index_t ox = r.begin; ox < r.end; ++ox) dst[ox + offset] += src[ox];
-        else
-          for (index_t ox = r.begin; ox < r.end; ++ox) dst[ox * g.stride + offset] += src[ox];
+        add_taps(src, g.stride, r.begin, r.end, dst + offset);
+      }
+    }
+  }
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    const index_t iy = i % g.height, plane = i / g.height;
+    run(plane, plane % g.channels, plane / g.channels, iy);
+  }
+  void range(index_t lo, index_t hi) const {
+    if (lo >= hi) return;
+    index_t plane = lo / g.height, iy = lo % g.height;
+    index_t c = plane % g.channels, j = plane / g.channels;
+    for (index_t i = lo; i < hi; ++i) {
+      run(plane, c, j, iy);
+      if (++iy == g.height) {
+        iy = 0;
+        ++plane;
+        if (++c == g.channels) c = 0, ++j;
       }
     }
   }
