@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "blas_compare.hpp"
 
 #include "../examples/fashion_common/dcgan_specs.hpp"
 
@@ -220,8 +221,9 @@ struct Row {
   std::size_t gemm_count;
   double flop;
   std::vector<std::pair<std::string, double>> phase_flop;
-  bench::Timing step, gemm; // gemm: seconds inside gemm per step
-  double share;             // median over steps of (seconds in gemm) / (step seconds)
+  bench::Timing step, gemm;      // gemm: seconds inside gemm per step
+  double share;                  // median over steps of (seconds in gemm) / (step seconds)
+  std::vector<GemmShape> shapes; // the step's GEMM list
 };
 
 template <class G, class D>
@@ -264,7 +266,8 @@ Row run(const std::string& name, index_t batch, const bench::Settings& s) {
           expected.phase_flop,
           bench::summarise(samples[0]),
           bench::summarise(gemm_samples),
-          bench::median(shares)};
+          bench::median(shares),
+          expected.shapes};
 }
 
 void print_header(const bench::Machine& m, const bench::Settings& s, bool quick, index_t batch) {
@@ -342,6 +345,12 @@ int main(int argc, char** argv) try {
   };
   add(run<full::G, full::D>("dcgan", batch, s));
   add(run<fashion::dcgan::G, fashion::dcgan::D>("fashion_dcgan", batch, s));
+#if FORGERY_BENCH_CBLAS
+  if (table) {
+    bench::blas::print_header(m);
+    for (const Row& r : rows) bench::blas::print(bench::blas::compare(r.name, r.shapes, s, m.threads), m);
+  }
+#endif
   if (!o.json.empty()) {
     bench::Json j;
     j.begin_object()

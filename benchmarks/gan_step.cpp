@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "blas_compare.hpp"
 
 namespace {
 
@@ -233,7 +234,8 @@ struct Row {
   double flop;
   std::vector<std::pair<std::string, double>> phase_flop;
   bench::Timing step, gemms;
-  double data; // median seconds of the data source alone, per step
+  double data;                   // median seconds of the data source alone, per step
+  std::vector<GemmShape> shapes; // the step's GEMM list
 };
 
 template <class B>
@@ -292,7 +294,8 @@ Row measure(const std::string& name, index_t batch, int critic_updates, const St
           gemms.phase_flop,
           bench::summarise(samples[0]),
           bench::summarise(samples[1]),
-          critic_updates * data_seconds(batch, s)};
+          critic_updates * data_seconds(batch, s),
+          gemms.shapes()};
 }
 
 // One trainer.step() of the MLP GAN, non-saturating loss, Adam, n_critic 1.
@@ -428,6 +431,13 @@ int main(int argc, char** argv) try {
   add(run_ns_step(large, s));
   add(run_gp_step(small, s));
   add(run_gp_critic(small, s));
+#if FORGERY_BENCH_CBLAS
+  if (table) {
+    bench::blas::print_header(m);
+    for (const Row& r : rows)
+      bench::blas::print(bench::blas::compare(r.name + " " + std::to_string(r.batch), r.shapes, s, m.threads), m);
+  }
+#endif
   if (!o.json.empty()) {
     bench::Json j;
     j.begin_object().field("benchmark", "gan_step").field("time_utc", bench::utc_now()).field("backend", "Cpu<float>");

@@ -18,6 +18,9 @@ PACKAGES=(
   libstb-dev
   dataset-fashion-mnist
   python3-matplotlib
+  # The benchmarks' GEMM provider comparison (benchmarks/blas_compare.hpp): OpenBLAS built
+  # on OpenMP, so that it shares forgery's thread pool. The library itself needs no BLAS.
+  libopenblas-openmp-dev
   # scripts/conan-test.sh installs Conan from PyPI into a venv.
   python3-venv
   # The fuzz preset: clang with libFuzzer and the sanitizer runtimes, and clang's OpenMP
