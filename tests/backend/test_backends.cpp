@@ -184,6 +184,51 @@ TEST_CASE("Cpu<float> gemm: a single contiguous row of C has the bits of the sam
           }
 }
 
+TEST_CASE("Cpu<float> gemm: few rows against a large op(B) have the bits of the transposed product") {
+  // m = 40 (or 37) rows against n k >= 2^20 with 4 m <= n runs as C^T = op(B)^T op(A)^T,
+  // with C stored by rows; the explicit transpose D = op(B)^T op(A)^T (n x m, a small
+  // op(B)) runs the direct way. Each output is the same FMA chain either way, so C = D^T
+  // bit for bit, for every transpose, beta (0 ignores C's NaNs) and a C with a gap.
+  using C = fg::backend::Cpu<float>;
+  const auto flip = [](Trans t) { return t == Trans::no ? Trans::yes : Trans::no; };
+  for (const index_t m : {40, 37})
+    for (const Trans ta : transposes)
+      for (const Trans tb : transposes)
+        for (const float beta : {0.0f, -0.5f}) {
+          const index_t n = 1030, k = 1025, ldc = m + 3;
+          CAPTURE(m);
+          CAPTURE(trans_name(ta));
+          CAPTURE(trans_name(tb));
+          CAPTURE(beta);
+          const index_t lda = ta == Trans::no ? m : k, ldb = tb == Trans::no ? k : n;
+          const std::vector<float> a = random_values<float>(lda * (ta == Trans::no ? k : m), 90);
+          const std::vector<float> b = random_values<float>(ldb * (tb == Trans::no ? n : k), 91);
+          std::vector<float> c = random_values<float>(ldc * n, 92), d(static_cast<std::size_t>(n * m));
+          if (beta == 0.0f)
+            for (index_t j = 0; j < n; ++j)
+              for (index_t i = 0; i < m; ++i)
+                c[static_cast<std::size_t>(i + j * ldc)] = std::numeric_limits<float>::quiet_NaN();
+          for (index_t j = 0; j < n; ++j)
+            for (index_t i = 0; i < m; ++i)
+              d[static_cast<std::size_t>(j + i * n)] = c[static_cast<std::size_t>(i + j * ldc)];
+          const std::vector<float> before = c;
+          C::gemm(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+          C::gemm(flip(tb), flip(ta), n, m, k, 0.75f, b.data(), ldb, a.data(), lda, beta, d.data(), n);
+          bool same = true, gap_kept = true;
+          for (index_t j = 0; j < n; ++j) {
+            for (index_t i = 0; i < m; ++i) {
+              const float x = c[static_cast<std::size_t>(i + j * ldc)], y = d[static_cast<std::size_t>(j + i * n)];
+              same = same && std::memcmp(&x, &y, sizeof(float)) == 0 && !std::isnan(x);
+            }
+            for (index_t i = m; i < ldc; ++i)
+              gap_kept = gap_kept && std::memcmp(&c[static_cast<std::size_t>(i + j * ldc)],
+                                                 &before[static_cast<std::size_t>(i + j * ldc)], sizeof(float)) == 0;
+          }
+          CHECK(same);
+          CHECK(gap_kept);
+        }
+}
+
 namespace {
 
 // Selects a NativeGemm kernel for the scope, restoring the CPU's best however the test ends.
@@ -217,10 +262,12 @@ TEST_CASE("NativeGemm: each of the CPU's kernels matches the reference, and all 
   using C = fg::backend::Cpu<float>;
   // Ragged edges in m (not a multiple of 16 or 32) and n (not of 6 or 12), several k-blocks
   // (k > 256, unequal split), single-task and tiled shapes, a GEMV-like n = 1, and single
-  // rows m = 1 (ldc = m = 1: computed as their transposes, a column), and one tile with
-  // many k-blocks (run in parallel, then added in order).
-  const GemmShape shapes[] = {{1, 1, 1},      {31, 13, 7},  {33, 25, 300}, {17, 7, 513}, {97, 61, 45},  {300, 200, 150},
-                              {784, 64, 256}, {5, 1, 1000}, {1, 40, 300},  {1, 517, 64}, {64, 16, 3000}};
+  // rows m = 1 (ldc = m = 1: computed as their transposes, a column), one tile with many
+  // k-blocks (run in parallel, then added in order), and few rows against a large op(B)
+  // (computed as the transpose, C stored by rows).
+  const GemmShape shapes[] = {{1, 1, 1},    {31, 13, 7},     {33, 25, 300},  {17, 7, 513},
+                              {97, 61, 45}, {300, 200, 150}, {784, 64, 256}, {5, 1, 1000},
+                              {1, 40, 300}, {1, 517, 64},    {64, 16, 3000}, {40, 1030, 1025}};
   const Scaling scalings[] = {{1, 0, true}, {-0.5, 1.5, false}, {2, 1, false}};
   std::vector<std::vector<float>> results[3];
   for (const GemmIsa isa : {GemmIsa::avx512, GemmIsa::avx2, GemmIsa::none}) {
@@ -568,8 +615,9 @@ std::vector<std::pair<std::string, std::vector<S>>> cpu_outputs() {
   using C = fg::backend::Cpu<S>;
   std::vector<std::pair<std::string, std::vector<S>>> out;
   // k = 1500 is past Eigen's k-blocking, so each output is summed in several k-blocks;
-  // 64 x 16 x 3000 is one tile whose k-blocks NativeGemm runs in parallel.
-  const GemmShape shapes[] = {{300, 200, 150}, {97, 61, 45}, {40, 36, 1500}, {64, 16, 3000}};
+  // 64 x 16 x 3000 is one tile whose k-blocks NativeGemm runs in parallel, and 40 x 1030 x
+  // 1025 runs as its transpose with C stored by rows.
+  const GemmShape shapes[] = {{300, 200, 150}, {97, 61, 45}, {40, 36, 1500}, {64, 16, 3000}, {40, 1030, 1025}};
   for (const GemmShape& s : shapes)
     for (const Trans ta : transposes)
       for (const Trans tb : transposes) {

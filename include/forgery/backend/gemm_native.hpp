@@ -455,7 +455,16 @@ inline HostBuffer<float>& a_workspace() {
   return space;
 }
 
-/// C = alpha op(A) op(B) + beta C with micro-kernel K; k > 0 and alpha != 0. op(B) is packed
+/// Per-thread space for a tile of C stored by rows (run's c_rows); grows, never shrinks.
+inline HostBuffer<float>& c_workspace() {
+  thread_local HostBuffer<float> space;
+  return space;
+}
+
+/// C = alpha op(A) op(B) + beta C with micro-kernel K; k > 0 and alpha != 0. With c_rows, C
+/// is stored by rows (element (i, j) at c[j + i * ldc]): each tile then runs in a
+/// column-major copy of itself and is copied back, the same operations on the same values
+/// (NativeGemm::gemm runs a product as its transpose this way). op(B) is packed
 /// once, in parallel, into the calling thread's workspace. When there are at least as many
 /// row blocks of tiles as threads, each thread packs the row block of op(A) its tiles need
 /// into its own space right before using it (the packed A is then read back from L2, not
@@ -464,7 +473,7 @@ inline HostBuffer<float>& a_workspace() {
 /// parallel. Packing only copies, so neither choice changes a bit of C.
 template <class K>
 void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const float* a, index_t lda, const float* b,
-         index_t ldb, float beta, float* c, index_t ldc) {
+         index_t ldb, float beta, float* c, index_t ldc, bool c_rows = false) {
   index_t threads = 1;
 #if defined(_OPENMP)
   if (!omp_in_parallel()) threads = omp_get_max_threads();
@@ -479,7 +488,7 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
   // (64 x 16 x 12544): the k-blocks run in parallel instead, each into its own space of
   // accumulators, and the epilogues then add them to C in k-block order, the same
   // operations as one thread's chain.
-  const bool k_split = tiles == 1 && threads > 1 && k_blocks > 1 && m * n * k >= (index_t(1) << 20);
+  const bool k_split = !c_rows && tiles == 1 && threads > 1 && k_blocks > 1 && m * n * k >= (index_t(1) << 20);
   if (tiles < 2 && !k_split) threads = 1;
   // The most rows a row block has (its A space's k-block stride).
   const index_t tm = cdiv(panels_m, tiles_m) * K::mr;
@@ -534,6 +543,18 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
       rows = tm;
       first = i0;
     }
+    // Where the kernels write element (i, j) of the tile: ct + (i - i0) + (j - j0) * ldt.
+    float* ct = c + i0 + j0 * ldc;
+    index_t ldt = ldc;
+    if (c_rows) {
+      ldt = mb;
+      HostBuffer<float>& space = c_workspace();
+      if (space.size() < mb * (j1 - j0)) space.resize(mb * (j1 - j0));
+      ct = space.data();
+      if (beta != 0.0f) // else the first k-block writes without reading
+        for (index_t i = i0; i < i1; ++i)
+          for (index_t j = j0; j < j1; ++j) ct[(i - i0) + (j - j0) * ldt] = c[j + i * ldc];
+    }
     for (index_t k0 = 0; k0 < k; k0 += kc) {
       const index_t kb = std::min(kc, k - k0);
       if (fresh) pack_panels<K::mr>(ta == Trans::no, a, lda, i0, mb, k0, kb, own + k0 * tm);
@@ -543,9 +564,13 @@ void run(Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const
       for (index_t j = j0; j < j1; j += K::nr) {
         const index_t cols = std::min(K::nr, n - j);
         for (index_t i = i0; i < i1; i += K::mr)
-          K::kernel(kb, ak + (i - first) * kb, bk + j * kb, c + i + j * ldc, ldc, std::min(K::mr, m - i), cols, e);
+          K::kernel(kb, ak + (i - first) * kb, bk + j * kb, ct + (i - i0) + (j - j0) * ldt, ldt, std::min(K::mr, m - i),
+                    cols, e);
       }
     }
+    if (c_rows)
+      for (index_t i = i0; i < i1; ++i)
+        for (index_t j = j0; j < j1; ++j) c[j + i * ldc] = ct[(i - i0) + (j - j0) * ldt];
   };
   auto own_space = [=]() -> float* {
     if (shared_a) return nullptr;
@@ -647,9 +672,20 @@ struct NativeGemm {
         // A single contiguous row of C (a layer with one output, such as a critic's last):
         // its transpose C^T = op(B)^T op(A)^T is a column, so the kernel's rows run along n
         // instead of wasting 31 of 32 lanes on m. Same FMA chain per output, same bits.
+        const auto flip = [](Trans t) { return t == Trans::no ? Trans::yes : Trans::no; };
         if (m == 1 && n > 1 && ldc == 1) {
-          const auto flip = [](Trans t) { return t == Trans::no ? Trans::yes : Trans::no; };
           run(isa, flip(tb), flip(ta), n, 1, k, alpha, b, ldb, a, lda, beta, c, n);
+          return;
+        }
+        // A few rows of C against an op(B) that would pack into more than the L2 caches hold
+        // (a convolution's weight gradient, 128 x 1024 x 3136 with op(B) the 13 MB column
+        // matrix): packed whole up front, op(B) would go out to memory and come back once per
+        // row block. As the transpose C^T = op(B)^T op(A)^T, the large operand is packed a
+        // row block and a k-block at a time, each right before its products, and the small
+        // one is shared; C is then written through per-tile copies (c_rows). Each output
+        // keeps its FMA chain (the same products in the same k order), so its bits.
+        if (n * k >= (index_t(1) << 20) && 4 * m <= n) {
+          run(isa, flip(tb), flip(ta), n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, true);
           return;
         }
         run(isa, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -663,11 +699,11 @@ struct NativeGemm {
 private:
 #if FORGERY_NATIVE_GEMM_X86
   static void run(GemmIsa isa, Trans ta, Trans tb, index_t m, index_t n, index_t k, float alpha, const float* a,
-                  index_t lda, const float* b, index_t ldb, float beta, float* c, index_t ldc) {
+                  index_t lda, const float* b, index_t ldb, float beta, float* c, index_t ldc, bool c_rows = false) {
     if (isa == GemmIsa::avx512)
-      native_gemm::run<native_gemm::Avx512>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      native_gemm::run<native_gemm::Avx512>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, c_rows);
     else
-      native_gemm::run<native_gemm::Avx2>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      native_gemm::run<native_gemm::Avx2>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, c_rows);
   }
 #endif
 };
