@@ -267,21 +267,24 @@ struct Im2Col {
     return {c, ky, kx, conv_tap_range(ky - g.pad, g.stride, g.height, g.out_height),
             conv_tap_range(kx - g.pad, g.stride, g.width, g.out_width)};
   }
-  /// out[o] = src[o * stride] for o in [begin, end).
-  FORGERY_HOST_DEVICE static void taps(const S* src, index_t stride, index_t begin, index_t end, S* out) {
-    if (stride == 1) { // contiguous: the compiler vectorises it
-      for (index_t o = begin; o < end; ++o) out[o] = src[o];
+  /// out[o] = row[o * stride + offset] for o in [begin, end) (taps inside the row).
+  FORGERY_HOST_DEVICE static void taps(const S* row, index_t offset, index_t stride, index_t begin, index_t end,
+                                       S* out) {
+    if (begin >= end) return;
+    const S* src = row + (begin * stride + offset); // the first tap: inside the row
+    if (stride == 1) {                              // contiguous: the compiler vectorises it
+      for (index_t o = 0; o < end - begin; ++o) out[begin + o] = src[o];
       return;
     }
 #if FORGERY_CONV_AVX2 && !defined(__CUDA_ARCH__)
     if constexpr (std::is_same_v<S, float>) {
       if (stride == 2) {
-        conv_avx2::take_even(src + 2 * begin, end - begin, out + begin);
+        conv_avx2::take_even(src, end - begin, out + begin);
         return;
       }
     }
 #endif
-    for (index_t o = begin; o < end; ++o) out[o] = src[o * stride];
+    for (index_t o = 0; o < end - begin; ++o) out[begin + o] = src[o * stride];
   }
   /// Sample j's P outputs of column `col`.
   FORGERY_HOST_DEVICE void run(const Column& k, index_t col, index_t j) const {
@@ -292,7 +295,7 @@ struct Im2Col {
     for (index_t oy = k.rows.begin; oy < k.rows.end; ++oy) {
       S* out = dst + oy * ow;
       for (index_t ox = 0; ox < k.xs.begin; ++ox) out[ox] = S(0);
-      taps(plane + (oy * g.stride - g.pad + k.ky) * g.width + offset, g.stride, k.xs.begin, k.xs.end, out);
+      taps(plane + (oy * g.stride - g.pad + k.ky) * g.width, offset, g.stride, k.xs.begin, k.xs.end, out);
       for (index_t ox = k.xs.end; ox < ow; ++ox) out[ox] = S(0);
     }
     for (index_t q = k.rows.end * ow; q < g.pixels(); ++q) dst[q] = S(0);
@@ -313,9 +316,11 @@ struct Im2Col {
 
 /// col2im, the adjoint of Im2Col: x_j(c, iy, ix) = bias[c] (or 0) + the sum of every column
 /// entry Im2Col would read from there, in increasing (ky, kx) order. One index per image
-/// row, i = (j * channels + c) * height + iy: each output is written by one call, so there
-/// are no races and the summation order does not depend on the launch. On the host,
-/// range() walks a thread's rows without dividing per row.
+/// row, i = (c * batch + j) * height + iy (channel-major: consecutive indices read the same
+/// columns at consecutive rows): each output is written by one call, so there are no races
+/// and the summation order does not depend on the launch. On the host, range() runs each
+/// whole plane of its share tap by tap (a column's stretch read as one stream, the plane
+/// kept in L1), each pixel still receiving its taps in (ky, kx) order: the same bits.
 template <class S>
 struct Col2Im {
   ConvGeometry g;
@@ -325,17 +330,28 @@ struct Col2Im {
   S* x;
   const S* bias; ///< per channel; may be null
 
-  /// dst[o * stride] += src[o] for o in [begin, end), one add each.
-  FORGERY_HOST_DEVICE static void add_taps(const S* src, index_t stride, index_t begin, index_t end, S* dst) {
+  /// row[o * stride + offset] += src[o] for o in [begin, end) (taps inside the row), one
+  /// add each.
+  FORGERY_HOST_DEVICE static void add_taps(const S* src, index_t offset, index_t stride, index_t begin, index_t end,
+                                           S* row) {
+    if (begin >= end) return;
+    S* dst = row + (begin * stride + offset);
+    src += begin;
     if (stride == 1) {
-      for (index_t o = begin; o < end; ++o) dst[o] += src[o];
+      for (index_t o = 0; o < end - begin; ++o) dst[o] += src[o];
       return;
     }
-    for (index_t o = begin; o < end; ++o) dst[o * stride] += src[o];
+    for (index_t o = 0; o < end - begin; ++o) dst[o * stride] += src[o];
   }
-  /// Image row iy of channel c of sample j (plane = j * channels + c).
-  FORGERY_HOST_DEVICE void run(index_t plane, index_t c, index_t j, index_t iy) const {
-    S* dst = x + plane * g.height * g.width + iy * g.width;
+  [[nodiscard]] FORGERY_HOST_DEVICE S* plane_of(index_t c, index_t j) const {
+    return x + (j * g.channels + c) * g.height * g.width;
+  }
+  [[nodiscard]] FORGERY_HOST_DEVICE const S* column(index_t c, index_t ky, index_t kx, index_t j) const {
+    return cols + ((c * g.kernel + ky) * g.kernel + kx) * ld + j * g.pixels();
+  }
+  /// Image row iy of channel c of sample j.
+  FORGERY_HOST_DEVICE void row(index_t c, index_t j, index_t iy) const {
+    S* dst = plane_of(c, j) + iy * g.width;
     const S b = bias != nullptr ? bias[c] : S(0);
     for (index_t ix = 0; ix < g.width; ++ix) dst[ix] = b;
     // The window rows through iy: oy * stride - pad + ky == iy, i.e. ky = first + q stride
@@ -343,29 +359,41 @@ struct Col2Im {
     const index_t first = (iy + g.pad) % g.stride, top = (iy + g.pad) / g.stride;
     for (index_t ky = first, oy = top; ky < g.kernel && oy >= 0; ky += g.stride, --oy) {
       if (oy >= g.out_height) continue;
-      const S* row = cols + (c * g.kernel + ky) * g.kernel * ld + j * g.pixels() + oy * g.out_width;
       for (index_t kx = 0; kx < g.kernel; ++kx) {
-        const S* src = row + kx * ld;
-        const index_t offset = kx - g.pad;
-        const ConvTapRange r = conv_tap_range(offset, g.stride, g.width, g.out_width);
-        add_taps(src, g.stride, r.begin, r.end, dst + offset);
+        const ConvTapRange r = conv_tap_range(kx - g.pad, g.stride, g.width, g.out_width);
+        add_taps(column(c, ky, kx, j) + oy * g.out_width, kx - g.pad, g.stride, r.begin, r.end, dst);
       }
     }
   }
   FORGERY_HOST_DEVICE void operator()(index_t i) const {
-    const index_t iy = i % g.height, plane = i / g.height;
-    run(plane, plane % g.channels, plane / g.channels, iy);
+    const index_t iy = i % g.height, q = i / g.height;
+    row(q / batch, q % batch, iy);
+  }
+  /// The whole plane of channel c of sample j, tap by tap.
+  void plane(index_t c, index_t j) const {
+    S* dst = plane_of(c, j);
+    const S b = bias != nullptr ? bias[c] : S(0);
+    for (index_t q = 0; q < g.height * g.width; ++q) dst[q] = b;
+    for (index_t ky = 0; ky < g.kernel; ++ky) {
+      const ConvTapRange rows = conv_tap_range(ky - g.pad, g.stride, g.height, g.out_height);
+      for (index_t kx = 0; kx < g.kernel; ++kx) {
+        const ConvTapRange xs = conv_tap_range(kx - g.pad, g.stride, g.width, g.out_width);
+        const S* src = column(c, ky, kx, j);
+        for (index_t oy = rows.begin; oy < rows.end; ++oy)
+          add_taps(src + oy * g.out_width, kx - g.pad, g.stride, xs.begin, xs.end,
+                   dst + (oy * g.stride - g.pad + ky) * g.width);
+      }
+    }
   }
   void range(index_t lo, index_t hi) const {
-    if (lo >= hi) return;
-    index_t plane = lo / g.height, iy = lo % g.height;
-    index_t c = plane % g.channels, j = plane / g.channels;
-    for (index_t i = lo; i < hi; ++i) {
-      run(plane, c, j, iy);
-      if (++iy == g.height) {
-        iy = 0;
-        ++plane;
-        if (++c == g.channels) c = 0, ++j;
+    for (index_t i = lo; i < hi;) {
+      const index_t iy = i % g.height, q = i / g.height;
+      if (iy == 0 && hi - i >= g.height) {
+        plane(q / batch, q % batch);
+        i += g.height;
+      } else {
+        row(q / batch, q % batch, iy);
+        ++i;
       }
     }
   }
