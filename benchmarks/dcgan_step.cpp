@@ -179,27 +179,13 @@ template <class T, class G, class D>
 StepGemms step_gemms(index_t n) {
   const GemmNet g{gemm_layers<G>()}, d{gemm_layers<D>()};
   StepGemms s;
-  if constexpr (T::split_critic_batches) {
-    // critic_update with BatchNorm in D: generate_fakes; D on the real batch, then on the
-    // fakes; parameter gradients of the fake pass; D on the real batch again (the fake pass
-    // overwrote its activations) and its parameter gradients.
-    s.phase("critic_update", [&](auto& c) {
-      g.forward(n, c);
-      d.forward(n, c);
-      d.forward(n, c);
-      d.backward(n, fg::Grad::params, c);
-    });
-    s.phase("critic_real_reforward", [&](auto& c) { d.forward(n, c); });
-    s.phase("critic_update", [&](auto& c) { d.backward(n, fg::Grad::params, c); });
-  } else {
-    // critic_update: generate_fakes, D on [real | fake] as one batch of 2n, its parameter
-    // gradients.
-    s.phase("critic_update", [&](auto& c) {
-      g.forward(n, c);
-      d.forward(2 * n, c);
-      d.backward(2 * n, fg::Grad::params, c);
-    });
-  }
+  // critic_update: generate_fakes, D on [real | fake] as one batch of 2n (with BatchNorm in
+  // D, two statistics groups of n), its parameter gradients.
+  s.phase("critic_update", [&](auto& c) {
+    g.forward(n, c);
+    d.forward(2 * n, c);
+    d.backward(2 * n, fg::Grad::params, c);
+  });
   // generator_update: generate_fakes, D on the fakes, its input gradient only, then G's
   // parameter gradients.
   s.phase("generator_update", [&](auto& c) {

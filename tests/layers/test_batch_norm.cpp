@@ -200,3 +200,59 @@ TEST_CASE("BatchNorm has no tangent pass") {
 }
 
 } // namespace
+
+// One grouped pass of Spec (a lone BatchNorm) over [a | b] against passes over a, then b:
+// outputs, input gradients, parameter gradients (added group after group) and running
+// statistics (updated group after group), bit for bit.
+template <class Spec, class S>
+void check_statistics_groups() {
+  using Net = fg::Network<Spec, fg::backend::Cpu<S>>;
+  constexpr index_t size = Spec::input_shape::size, n = 5;
+  const auto x = fg::test::normal_buffer<S>(size * 2 * n, 3, 1);
+  const auto dy = fg::test::normal_buffer<S>(size * 2 * n, 3, 2);
+  Net grouped, separate;
+  grouped.initialize(4);
+  separate.initialize(4);
+  randomise_affine<Net, 0>(grouped, 5);
+  randomise_affine<Net, 0>(separate, 5);
+
+  grouped.set_statistics_groups(2);
+  const auto y = grouped.forward({x.data(), size, 2 * n});
+  const std::vector<S> y_grouped(y.data(), y.data() + y.size());
+  grouped.set_statistics_groups(1);
+  grouped.zero_grad();
+  const auto dx = grouped.backward({dy.data(), size, 2 * n});
+  const std::vector<S> dx_grouped(dx.data(), dx.data() + dx.size());
+
+  std::vector<S> y_separate, dx_separate;
+  separate.zero_grad();
+  for (index_t half = 0; half < 2; ++half) {
+    const auto yh = separate.forward({x.data() + half * size * n, size, n});
+    y_separate.insert(y_separate.end(), yh.data(), yh.data() + yh.size());
+    const auto dxh = separate.backward({dy.data() + half * size * n, size, n});
+    dx_separate.insert(dx_separate.end(), dxh.data(), dxh.data() + dxh.size());
+  }
+  const auto same = [](const S* a, const S* b, index_t count) {
+    return std::vector<S>(a, a + count) == std::vector<S>(b, b + count);
+  };
+  CHECK(y_grouped == y_separate);
+  CHECK(dx_grouped == dx_separate);
+  CHECK(same(grouped.grads(), separate.grads(), Net::param_count));
+  constexpr index_t state = std::tuple_element_t<0, typename Net::layers_type>::state_count;
+  CHECK(same(grouped.template layer<0>().state(), separate.template layer<0>().state(), state));
+
+  // A batch that does not divide into the groups is a shape error naming the setting.
+  grouped.set_statistics_groups(3);
+  try {
+    (void)grouped.forward({x.data(), size, 2 * n});
+    FAIL("expected a shape_error");
+  } catch (const fg::shape_error& e) {
+    CHECK(std::string(e.what()).find("statistics_groups") != std::string::npos);
+  }
+}
+
+TEST_CASE_TEMPLATE("BatchNorm statistics groups: one pass over [a | b] is two passes, bit for bit", S,
+                   FORGERY_SCALARS) {
+  check_statistics_groups<fg::Sequential<fg::Input<2, 3, 3>, fg::BatchNorm<0.2>>, S>();
+  check_statistics_groups<fg::Sequential<fg::Input<4>, fg::BatchNorm<>>, S>();
+}

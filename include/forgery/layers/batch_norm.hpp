@@ -238,49 +238,65 @@ public:
   [[nodiscard]] const S* state() const noexcept { return running_.data(); }
 
   void forward(const S* p, ConstBatchView<S> x, BatchView<S> y, const Context& ctx) {
-    const index_t n = x.batch();
-    S* const mean = stats_.data();
-    S* const inv_std = mean + channels;
+    const index_t total = x.batch();
     batch_statistics_ = ctx.mode == Mode::train;
-    if (batch_statistics_) {
-      if (n * spatial < 2)
-        throw shape_error("fg::BatchNorm in train mode (values per channel: batch x positions)",
-                          "at least 2 (use a batch of 2 or more, or call Network::eval() first)",
-                          std::to_string(n * spatial));
-      B::for_each(channels,
-                  kernels::BatchNormStatistics<S>{x.data(), channels, spatial, n, static_cast<S>(Momentum),
-                                                  static_cast<S>(Eps), mean, inv_std, running_.data(),
-                                                  running_.data() + channels},
-                  2 * n * spatial);
-    } else {
-      B::for_each(channels, kernels::BatchNormRunningStatistics<S>{running_.data(), running_.data() + channels,
-                                                                   static_cast<S>(Eps), mean, inv_std});
+    // Statistics groups (Context::statistics_groups): each consecutive part of the batch is
+    // normalised as a pass of its own would be, the running estimates updated part by part.
+    groups_ = batch_statistics_ ? ctx.statistics_groups : 1;
+    if (groups_ < 1 || total % groups_ != 0)
+      throw shape_error("fg::BatchNorm statistics groups (Context::statistics_groups)",
+                        "a positive count that divides the batch of " + std::to_string(total), std::to_string(groups_));
+    const index_t n = total / groups_;
+    if (stats_.size() < 4 * channels * groups_) stats_.resize(4 * channels * groups_);
+    for (index_t q = 0; q < groups_; ++q) {
+      S* const mean = stats_.data() + 4 * channels * q;
+      S* const inv_std = mean + channels;
+      const S* const xq = x.data() + q * n * In::size;
+      if (batch_statistics_) {
+        if (n * spatial < 2)
+          throw shape_error("fg::BatchNorm in train mode (values per channel: batch x positions)",
+                            "at least 2 (use a batch of 2 or more, or call Network::eval() first)",
+                            std::to_string(n * spatial));
+        B::for_each(channels,
+                    kernels::BatchNormStatistics<S>{xq, channels, spatial, n, static_cast<S>(Momentum),
+                                                    static_cast<S>(Eps), mean, inv_std, running_.data(),
+                                                    running_.data() + channels},
+                    2 * n * spatial);
+      } else {
+        B::for_each(channels, kernels::BatchNormRunningStatistics<S>{running_.data(), running_.data() + channels,
+                                                                     static_cast<S>(Eps), mean, inv_std});
+      }
+      const kernels::BatchNormSegments seg = segments();
+      B::for_each(seg.count(n),
+                  kernels::BatchNormApply<S>{xq, p, p + channels, mean, inv_std, seg, y.data() + q * n * In::size},
+                  seg.block * spatial);
     }
-    const kernels::BatchNormSegments seg = segments();
-    B::for_each(seg.count(n), kernels::BatchNormApply<S>{x.data(), p, p + channels, mean, inv_std, seg, y.data()},
-                seg.block * spatial);
   }
 
   // Uses the statistics of the last forward pass (the batch's in train mode, the running
-  // ones in eval mode), which must have been on the same x.
+  // ones in eval mode) and its groups, which must have been on the same x. The parameter
+  // gradients add up over the groups in order.
   void backward(const S* p, S* g, ConstBatchView<S> x, ConstBatchView<S>, ConstBatchView<S> dy, BatchView<S> dx) {
     if (g == nullptr && dx.empty()) return;
-    const index_t n = x.batch();
-    S* const mean = stats_.data();
-    S* const inv_std = mean + channels;
-    S* const sum_dy = inv_std + channels;
-    S* const sum_dy_xhat = sum_dy + channels;
-    B::for_each(channels,
-                kernels::BatchNormGradientSums<S>{x.data(), dy.data(), mean, inv_std, channels, spatial, n, sum_dy,
-                                                  sum_dy_xhat, g},
-                2 * n * spatial);
-    if (dx.empty()) return;
-    const S inv_count = batch_statistics_ ? S(1) / static_cast<S>(n * spatial) : S(0);
-    const kernels::BatchNormSegments seg = segments();
-    B::for_each(seg.count(n),
-                kernels::BatchNormInputGradient<S>{x.data(), dy.data(), p, mean, inv_std, sum_dy, sum_dy_xhat, seg,
-                                                   inv_count, dx.data()},
-                seg.block * spatial);
+    const index_t n = x.batch() / groups_;
+    for (index_t q = 0; q < groups_; ++q) {
+      S* const mean = stats_.data() + 4 * channels * q;
+      S* const inv_std = mean + channels;
+      S* const sum_dy = inv_std + channels;
+      S* const sum_dy_xhat = sum_dy + channels;
+      const index_t offset = q * n * In::size;
+      B::for_each(channels,
+                  kernels::BatchNormGradientSums<S>{x.data() + offset, dy.data() + offset, mean, inv_std, channels,
+                                                    spatial, n, sum_dy, sum_dy_xhat, g},
+                  2 * n * spatial);
+      if (dx.empty()) continue;
+      const S inv_count = batch_statistics_ ? S(1) / static_cast<S>(n * spatial) : S(0);
+      const kernels::BatchNormSegments seg = segments();
+      B::for_each(seg.count(n),
+                  kernels::BatchNormInputGradient<S>{x.data() + offset, dy.data() + offset, p, mean, inv_std, sum_dy,
+                                                     sum_dy_xhat, seg, inv_count, dx.data() + offset},
+                  seg.block * spatial);
+    }
   }
 
 private:
@@ -297,9 +313,11 @@ private:
   }
 
   typename B::template buffer<S> running_;
-  // Per channel: mean and 1/std of the last forward, then the two gradient sums.
+  // Per group and channel: mean and 1/std of the last forward, then the two gradient sums
+  // (group q at 4 channels q); grows with the groups, never shrinks.
   typename B::template buffer<S> stats_;
   bool batch_statistics_ = true;
+  index_t groups_ = 1;
 };
 
 } // namespace detail

@@ -21,6 +21,11 @@ struct Context {
   /// that condition on them read the first `batch` entries.
   const std::int32_t* labels = nullptr;
   index_t label_count = 0;
+  /// Batch-statistics groups: layers that normalise with batch statistics (BatchNorm)
+  /// treat the batch as this many consecutive groups of equal size, each with statistics
+  /// of its own, exactly as separate passes over each group would (the Trainer passes real
+  /// and fake through the critic this way, in one pass). Other layers ignore it.
+  index_t statistics_groups = 1;
 };
 
 namespace detail {

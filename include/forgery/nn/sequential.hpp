@@ -230,6 +230,10 @@ public:
     ctx_.labels = labels;
     ctx_.label_count = count;
   }
+  /// Following train-mode passes normalise batch statistics (BatchNorm) over `groups`
+  /// consecutive equal parts of the batch separately, as separate passes over each part
+  /// would (1: the whole batch). The batch of a pass must divide into them.
+  void set_statistics_groups(index_t groups) noexcept { ctx_.statistics_groups = groups; }
 
   /// Lets layers with state derived from the parameters refresh it after the parameters
   /// changed (an optimizer step): SpectralNorm's power iteration runs here, once per step.

@@ -136,7 +136,9 @@ public:
                                          : discriminator_type::label_classes;
   static constexpr bool conditional = classes > 0;
   /// Whether the critic sees real and fake as separate batches (it has a batch-statistics
-  /// layer such as BatchNorm) rather than one batch of 2n.
+  /// layer such as BatchNorm) rather than one batch of 2n: it then runs [real | fake] as
+  /// one pass of 2n with two statistics groups (Context::statistics_groups), which
+  /// normalise each half as a pass of its own would.
   static constexpr bool split_critic_batches = discriminator_type::uses_batch_statistics;
   static constexpr index_t latent_size = G::input_shape::size;
   static constexpr index_t sample_size = D::input_shape::size;
@@ -737,13 +739,9 @@ private:
                                                        d_out_grad_.data() + critic_rows * n, loss_work_.data());
         grad = d_out_grad_.data();
       }
-      if constexpr (split_critic_batches) {
-        // The critic's activations are the fake pass's (critic_forward_both runs it last).
-        dx = d_.backward({grad + critic_rows * n, critic_rows, n}, Grad::input);
-      } else {
-        dx = d_.backward({grad, critic_rows, 2 * n}, Grad::input);
-        dx = ConstBatchView<S>(dx.data() + sample_size * n, sample_size, n);
-      }
+      // The fake half's input gradient (with statistics groups, the halves do not mix).
+      dx = d_.backward({grad, critic_rows, 2 * n}, Grad::input);
+      dx = ConstBatchView<S>(dx.data() + sample_size * n, sample_size, n);
     } else {
       if constexpr (conditional) d_.set_labels(labels_.data() + n, n);
       const auto out = d_.forward({critic_in_.data() + sample_size * n, sample_size, n});
@@ -771,39 +769,30 @@ private:
     g_.after_step();
   }
 
-  // The critic on [real | fake] (critic_rows x 2n). One batch of 2n, one GEMM per layer,
-  // unless a layer normalises with batch statistics (BatchNorm): then real and fake are
-  // separate batches, as in the DCGAN reference code, since statistics shared by both would
-  // let the critic compare them through the normalisation (it collapses training). The
-  // fake pass runs last, so its activations are the ones a following backward sees.
+  // The critic on [real | fake] (critic_rows x 2n): one batch of 2n, one GEMM per layer.
+  // If a layer normalises with batch statistics (BatchNorm), real and fake are two
+  // statistics groups of that batch, each normalised as a batch of its own, as in the DCGAN
+  // reference code, since statistics shared by both would let the critic compare them
+  // through the normalisation (it collapses training). The running estimates are updated
+  // with the real half, then the fake half.
   ConstBatchView<S> critic_forward_both() {
     const index_t n = config_.batch;
-    if constexpr (!split_critic_batches) {
-      if constexpr (conditional) d_.set_labels(labels_.data(), 2 * n);
+    if constexpr (conditional) d_.set_labels(labels_.data(), 2 * n);
+    if constexpr (split_critic_batches) {
+      // Back to one group however the pass ends: the critic's other passes are one batch.
+      struct OneGroupAfter {
+        discriminator_type& d;
+        ~OneGroupAfter() { d.set_statistics_groups(1); }
+      } const reset{d_};
+      d_.set_statistics_groups(2);
       return d_.forward({critic_in_.data(), sample_size, 2 * n});
     } else {
-      split_out_.resize(critic_rows * 2 * n);
-      for (index_t half = 0; half < 2; ++half) {
-        if constexpr (conditional) d_.set_labels(labels_.data() + half * n, n);
-        const auto o = d_.forward({critic_in_.data() + half * sample_size * n, sample_size, n});
-        B::copy(o.size(), o.data(), split_out_.data() + half * critic_rows * n);
-      }
-      return {split_out_.data(), critic_rows, 2 * n};
+      return d_.forward({critic_in_.data(), sample_size, 2 * n});
     }
   }
   // Parameter gradients of the critic for the output gradient `grad` (critic_rows x 2n) of
-  // critic_forward_both(); split batches back-propagate the fake pass, then rerun the real one.
-  void critic_backward_both(const S* grad) {
-    const index_t n = config_.batch;
-    if constexpr (!split_critic_batches) {
-      d_.backward({grad, critic_rows, 2 * n}, Grad::params);
-    } else {
-      d_.backward({grad + critic_rows * n, critic_rows, n}, Grad::params);
-      if constexpr (conditional) d_.set_labels(labels_.data(), n);
-      d_.forward({critic_in_.data(), sample_size, n});
-      d_.backward({grad, critic_rows, n}, Grad::params);
-    }
-  }
+  // critic_forward_both().
+  void critic_backward_both(const S* grad) { d_.backward({grad, critic_rows, 2 * config_.batch}, Grad::params); }
 
   // Layers that draw (Dropout) use the trainer's streams; set before each update so that a
   // copied Trainer's networks point at its own streams.
@@ -865,8 +854,7 @@ private:
   generator_type g_;
   discriminator_type d_;
   typename Opt::template State<B> g_opt_, d_opt_;
-  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_, adv_logits_, d_out_grad_,
-      split_out_;
+  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_, adv_logits_, d_out_grad_;
   typename B::template buffer<std::int32_t> labels_;     // [real batch | fake batch] labels
   typename B::template buffer<std::int32_t> gen_labels_; // generate()'s labels on a device backend
   // Host staging for a backend with device memory: data sources and the label draws write
