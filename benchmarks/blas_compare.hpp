@@ -131,7 +131,10 @@ inline void print_header(const Machine& m) {
   std::printf("\nGEMMs alone, NativeGemm against cblas_sgemm in the same run (same calls and operands, taking\n"
               "turns): %s\n",
               library().c_str());
-  std::printf("same bits: each product's output on 1 thread and on %d, bit for bit\n", m.threads);
+  if (m.threads > 1)
+    std::printf("same bits: each product's output on 1 thread and on %d, bit for bit\n", m.threads);
+  else
+    std::printf("same bits: '-' on one thread (run with OMP_NUM_THREADS > 1 to compare)\n");
   std::printf("%-18s %7s | %9s %6s | %9s %6s | %6s | %-10s %-10s\n", "benchmark", "GFLOP", "native ms", "%peak",
               "cblas ms", "%peak", "cblas/", "same bits", "same bits");
   std::printf("%-18s %7s | %9s %6s | %9s %6s | %6s | %-10s %-10s\n", "", "", "", "", "", "", "native", "native",
@@ -142,7 +145,13 @@ inline void print(const Result& r, const Machine& m) {
   const auto pct = [&](double seconds) { return percent(r.flop / seconds * 1e-9, m.peak.gflops); };
   std::printf("%-18s %7.3f | %9.3f %5.1f%% | %9.3f %5.1f%% | %6.2f | %-10s %s\n", r.name.c_str(), r.flop * 1e-9,
               1e3 * r.native.median, pct(r.native.median), 1e3 * r.cblas.median, pct(r.cblas.median),
-              r.cblas.median / r.native.median, r.native_same_bits ? "yes" : "NO", r.cblas_same_bits ? "yes" : "no");
+              r.cblas.median / r.native.median,
+              m.threads < 2        ? "-"
+              : r.native_same_bits ? "yes"
+                                   : "NO",
+              m.threads < 2       ? "-"
+              : r.cblas_same_bits ? "yes"
+                                  : "no");
 }
 
 } // namespace bench::blas

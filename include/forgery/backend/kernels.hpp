@@ -9,9 +9,9 @@
 #include "forgery/core/config.hpp"
 #include "forgery/core/philox.hpp"
 
-// Host builds with AVX2 vectorise the stride-2 rows of im2col and col2im (the usual
-// down- and up-sampling convolutions), which the compiler leaves scalar: their rows are a
-// few values long. Not under nvcc, whose device code has its own launch per index.
+// Host builds with AVX2 vectorise the stride-2 rows of im2col (the usual down-sampling
+// convolutions), which the compiler leaves scalar: their rows are a few values long. Not
+// under nvcc, whose device code has its own launch per index.
 #if defined(__AVX2__) && !defined(__CUDACC__)
 #include <immintrin.h>
 #define FORGERY_CONV_AVX2 1
