@@ -234,6 +234,8 @@ TEST_CASE_TEMPLATE("rows_to_images, images_to_rows and channel_sums", B, FORGERY
   for (index_t c = 0; c < channels; ++c) CHECK(sums[static_cast<std::size_t>(c)] == channel_total(c));
 }
 
+namespace {
+
 // Cpu (one range per thread) against Reference (one call per index), bitwise.
 template <class S>
 void check_cpu_matches_reference(const ConvGeometry& g) {
@@ -274,6 +276,8 @@ void check_cpu_matches_reference(const ConvGeometry& g) {
   Ref::channel_sums(batch, g.channels, pixels, x_cpu.data(), S(0), sums_ref.data());
   CHECK(same_bits(sums_cpu, sums_ref));
 }
+
+} // namespace
 
 TEST_CASE_TEMPLATE("Cpu convolution ops match Reference bitwise on sizes that run in parallel", S, float, double) {
   // Stride 1 and stride 2 (rows of 10: the AVX2 path), each with at least 16384 im2col and

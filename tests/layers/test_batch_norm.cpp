@@ -199,8 +199,6 @@ TEST_CASE("BatchNorm has no tangent pass") {
   static_assert(!fg::DualLayer<std::tuple_element_t<1, Net::layers_type>>);
 }
 
-} // namespace
-
 // One grouped pass of Spec (a lone BatchNorm) over [a | b] against passes over a, then b:
 // outputs, input gradients, parameter gradients (added group after group) and running
 // statistics (updated group after group), bit for bit.
@@ -256,3 +254,5 @@ TEST_CASE_TEMPLATE("BatchNorm statistics groups: one pass over [a | b] is two pa
   check_statistics_groups<fg::Sequential<fg::Input<2, 3, 3>, fg::BatchNorm<0.2>>, S>();
   check_statistics_groups<fg::Sequential<fg::Input<4>, fg::BatchNorm<>>, S>();
 }
+
+} // namespace
