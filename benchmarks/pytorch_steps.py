@@ -15,7 +15,7 @@ Timing: per-step wall time, median over every step of several repetitions after 
 as bench_common.hpp does; ms per step and the repetitions' spread are printed.
 
 Not part of the build or the tests (forgery does not depend on PyTorch). Needs torch:
-  python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==1.13.1
+  python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==1.13.1 numpy==1.26.4
   OMP_NUM_THREADS=2 /tmp/torchenv/bin/python benchmarks/pytorch_steps.py [--json FILE]
 """
 
