@@ -247,16 +247,17 @@ public:
       throw shape_error("fg::BatchNorm statistics groups (Context::statistics_groups)",
                         "a positive count that divides the batch of " + std::to_string(total), std::to_string(groups_));
     const index_t n = total / groups_;
+    if (batch_statistics_ && n * spatial < 2)
+      throw shape_error("fg::BatchNorm in train mode (values per channel: batch x positions)",
+                        "at least 2 (use a batch of 2 or more, or call Network::eval() first)",
+                        std::to_string(n * spatial));
     if (stats_.size() < 4 * channels * groups_) stats_.resize(4 * channels * groups_);
+    const kernels::BatchNormSegments seg = segments();
     for (index_t q = 0; q < groups_; ++q) {
       S* const mean = stats_.data() + 4 * channels * q;
       S* const inv_std = mean + channels;
       const S* const xq = x.data() + q * n * In::size;
       if (batch_statistics_) {
-        if (n * spatial < 2)
-          throw shape_error("fg::BatchNorm in train mode (values per channel: batch x positions)",
-                            "at least 2 (use a batch of 2 or more, or call Network::eval() first)",
-                            std::to_string(n * spatial));
         B::for_each(channels,
                     kernels::BatchNormStatistics<S>{xq, channels, spatial, n, static_cast<S>(Momentum),
                                                     static_cast<S>(Eps), mean, inv_std, running_.data(),
@@ -266,7 +267,6 @@ public:
         B::for_each(channels, kernels::BatchNormRunningStatistics<S>{running_.data(), running_.data() + channels,
                                                                      static_cast<S>(Eps), mean, inv_std});
       }
-      const kernels::BatchNormSegments seg = segments();
       B::for_each(seg.count(n),
                   kernels::BatchNormApply<S>{xq, p, p + channels, mean, inv_std, seg, y.data() + q * n * In::size},
                   seg.block * spatial);
@@ -279,6 +279,8 @@ public:
   void backward(const S* p, S* g, ConstBatchView<S> x, ConstBatchView<S>, ConstBatchView<S> dy, BatchView<S> dx) {
     if (g == nullptr && dx.empty()) return;
     const index_t n = x.batch() / groups_;
+    const S inv_count = batch_statistics_ ? S(1) / static_cast<S>(n * spatial) : S(0);
+    const kernels::BatchNormSegments seg = segments();
     for (index_t q = 0; q < groups_; ++q) {
       S* const mean = stats_.data() + 4 * channels * q;
       S* const inv_std = mean + channels;
@@ -290,8 +292,6 @@ public:
                                                     spatial, n, sum_dy, sum_dy_xhat, g},
                   2 * n * spatial);
       if (dx.empty()) continue;
-      const S inv_count = batch_statistics_ ? S(1) / static_cast<S>(n * spatial) : S(0);
-      const kernels::BatchNormSegments seg = segments();
       B::for_each(seg.count(n),
                   kernels::BatchNormInputGradient<S>{x.data() + offset, dy.data() + offset, p, mean, inv_std, sum_dy,
                                                      sum_dy_xhat, seg, inv_count, dx.data() + offset},

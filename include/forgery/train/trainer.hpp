@@ -778,17 +778,13 @@ private:
   ConstBatchView<S> critic_forward_both() {
     const index_t n = config_.batch;
     if constexpr (conditional) d_.set_labels(labels_.data(), 2 * n);
-    if constexpr (split_critic_batches) {
-      // Back to one group however the pass ends: the critic's other passes are one batch.
-      struct OneGroupAfter {
-        discriminator_type& d;
-        ~OneGroupAfter() { d.set_statistics_groups(1); }
-      } const reset{d_};
-      d_.set_statistics_groups(2);
-      return d_.forward({critic_in_.data(), sample_size, 2 * n});
-    } else {
-      return d_.forward({critic_in_.data(), sample_size, 2 * n});
-    }
+    // Back to one group however the pass ends: the critic's other passes are one batch.
+    struct OneGroupAfter {
+      discriminator_type& d;
+      ~OneGroupAfter() { d.set_statistics_groups(1); }
+    } const reset{d_};
+    d_.set_statistics_groups(split_critic_batches ? 2 : 1);
+    return d_.forward({critic_in_.data(), sample_size, 2 * n});
   }
   // Parameter gradients of the critic for the output gradient `grad` (critic_rows x 2n) of
   // critic_forward_both().
