@@ -133,3 +133,14 @@ TEST_CASE_TEMPLATE("BatchView::matrix maps the same memory as a features x batch
   CHECK(cm.rows() == 3);
   CHECK(cm.cols() == 4);
 }
+
+TEST_CASE("BatchView: a features x batch product past index_t, or a negative extent, throws size_error") {
+  float x = 0;
+  // 784 x 2^62 wraps to 0 in 64 bits, so size() once reported an empty view over a batch
+  // of 2^62 samples.
+  CHECK_THROWS_AS(BatchView<float>(&x, 784, index_t{1} << 62), forgery::size_error);
+  CHECK_THROWS_AS(ConstBatchView<float>(&x, -1, 4), forgery::size_error);
+  CHECK_THROWS_AS(BatchView<float>(&x, 1, -1), forgery::size_error);
+  CHECK(BatchView<float>(&x, 1, 1).size() == 1);
+  CHECK(BatchView<float>(nullptr, 0, 0).size() == 0);
+}

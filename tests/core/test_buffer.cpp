@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -180,4 +181,20 @@ TEST_CASE_TEMPLATE("HostBuffer: copies are deep, moves transfer the allocation",
   }
   static_assert(std::is_nothrow_move_constructible_v<HostBuffer<T>>);
   static_assert(std::is_nothrow_move_assignable_v<HostBuffer<T>>);
+}
+
+TEST_CASE_TEMPLATE("HostBuffer: a negative size or a byte count past index_t throws size_error", T, float, double) {
+  HostBuffer<T> b(4);
+  b[0] = T(1);
+  // Before the check, a negative size was stored as is (size() < 0) and a byte count that
+  // wrapped allocated a few bytes for a huge buffer.
+  CHECK_THROWS_AS(b.resize(-1), forgery::size_error);
+  // volatile: with the constant in sight, GCC's -Warray-bounds flags the memset the check
+  // makes unreachable.
+  volatile index_t wraps = std::numeric_limits<index_t>::max() / static_cast<index_t>(sizeof(T)) + 1;
+  CHECK_THROWS_AS(b.resize(wraps), forgery::size_error);
+  CHECK_THROWS_AS(HostBuffer<T>(-5), forgery::size_error);
+  // A refused resize leaves the buffer as it was.
+  CHECK(b.size() == 4);
+  CHECK(b[0] == T(1));
 }

@@ -5,6 +5,7 @@
 #include <Eigen/Core>
 #include <type_traits>
 
+#include "forgery/core/checked.hpp"
 #include "forgery/core/config.hpp"
 
 namespace forgery {
@@ -16,8 +17,11 @@ public:
   using value_type = std::remove_const_t<T>;
 
   constexpr BatchView() = default;
-  constexpr BatchView(T* data, index_t features, index_t batch) noexcept
-      : data_(data), features_(features), batch_(batch) {}
+  /// Throws size_error when features or batch is negative or features x batch does not fit
+  /// in index_t: every index into the view is computed from that product.
+  constexpr BatchView(T* data, index_t features, index_t batch) : data_(data), features_(features), batch_(batch) {
+    checked_mul(features, batch, "BatchView features x batch");
+  }
   /// A mutable view converts to a read-only one.
   template <class U>
   requires(std::is_const_v<T>&& std::is_same_v<std::remove_const_t<T>, U>) constexpr BatchView(

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "forgery/core/checked.hpp"
 #include "forgery/core/config.hpp"
 
 namespace forgery {
@@ -43,10 +44,14 @@ public:
     std::swap(capacity_, o.capacity_);
   }
 
-  /// Sets the size; values up to the old size are kept, new values are zero.
+  /// Sets the size; values up to the old size are kept, new values are zero. Throws
+  /// size_error for a negative size or one whose byte count does not fit in index_t.
   void resize(index_t n) {
+    checked_size(n, "HostBuffer size");
     if (n > capacity_) {
-      T* fresh = allocate(n);
+      // The largest index_t plus the rounding to 64 bytes still fits in size_t.
+      T* fresh =
+          allocate(static_cast<std::size_t>(checked_mul(n, static_cast<index_t>(sizeof(T)), "HostBuffer bytes")));
       const index_t kept = size_; // release() zeroes size_
       if (kept > 0) std::memcpy(fresh, data_, static_cast<std::size_t>(kept) * sizeof(T));
       release();
@@ -73,8 +78,8 @@ public:
   [[nodiscard]] const T* end() const noexcept { return data_ + size_; }
 
 private:
-  static T* allocate(index_t n) {
-    const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(T) + alignment - 1) / alignment * alignment;
+  static T* allocate(std::size_t exact_bytes) {
+    const std::size_t bytes = (exact_bytes + alignment - 1) / alignment * alignment;
     return static_cast<T*>(::operator new (bytes, std::align_val_t{alignment}));
   }
   void release() noexcept {

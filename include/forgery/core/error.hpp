@@ -24,6 +24,13 @@ private:
   std::string field_;
 };
 
+/// A size product (batch x features, elements x bytes) that does not fit in index_t, or a
+/// negative size; a config_error whose field is the setting the size came from.
+class size_error : public config_error {
+public:
+  using config_error::config_error;
+};
+
 /// A run-time shape disagreement (batch size, feature count), with both shapes.
 class shape_error : public error {
 public:
