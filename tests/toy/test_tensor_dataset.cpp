@@ -65,4 +65,16 @@ TEST_CASE("TensorDataset feeds a Trainer and rejects bad shapes") {
   CHECK_THROWS_AS(fg::data::TensorDataset<float>(xt::xtensor<float, 2>::from_shape({0, 3})), fg::shape_error);
 }
 
+TEST_CASE("TensorDataset rejects a shape whose product wraps, which xtensor stores in a few values") {
+  // xtensor's size is the product of the extents modulo 2^64: these tensors hold 2 and 4
+  // floats, and the dataset once took them as 2 and 4 samples of 1 feature.
+  const auto huge = std::size_t{1} << 62;
+  const auto two = xt::xtensor<float, 2>::from_shape({2, 2 * huge + 1});
+  const auto four = xt::xtensor<float, 2>::from_shape({4, huge + 1});
+  REQUIRE(two.size() == 2);
+  REQUIRE(four.size() == 4);
+  CHECK_THROWS_AS(fg::data::TensorDataset<float>{two}, fg::size_error);
+  CHECK_THROWS_AS(fg::data::TensorDataset<float>{four}, fg::size_error);
+}
+
 } // namespace

@@ -234,6 +234,8 @@ TEST_CASE("toy samplers reject invalid parameters and batches") {
   CHECK_THROWS_AS(data::Grid(0), forgery::config_error);
   CHECK_THROWS_AS(data::Grid(5, -2.0), forgery::config_error);
   CHECK_THROWS_AS(data::Grid(5, 2.0, 0.0), forgery::config_error);
+  // side x side wraps to 0 in 64 bits: the grid once reserved nothing and pushed 2^64 modes.
+  CHECK_THROWS_AS(data::Grid(index_t{1} << 32), forgery::size_error);
   CHECK_THROWS_AS(data::IsotropicMixture({}, 1.0), forgery::config_error);
   CHECK_THROWS_AS(data::IsotropicMixture({{{0.0, INFINITY}}}, 1.0), forgery::config_error);
   CHECK_THROWS_AS(data::SwissRoll(-0.1), forgery::config_error);

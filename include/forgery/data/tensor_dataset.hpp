@@ -11,6 +11,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "forgery/core/batch_view.hpp"
+#include "forgery/core/checked.hpp"
 #include "forgery/core/error.hpp"
 #include "forgery/core/philox.hpp"
 
@@ -25,13 +26,22 @@ class TensorDataset {
 public:
   using tensor_type = xt::xtensor<S, Rank>;
 
-  /// Takes the samples (row-major, first axis = sample). Throws shape_error when empty.
+  /// Takes the samples (row-major, first axis = sample). Throws shape_error when empty,
+  /// size_error when the product of the extents does not fit in index_t.
   explicit TensorDataset(tensor_type samples) : samples_(std::move(samples)) {
-    if (samples_.shape()[0] == 0 || samples_.size() == 0)
+    // xtensor's size() is the product of the extents modulo 2^64: a shape whose product wraps
+    // holds far fewer values than its extents promise, so the extents are multiplied here.
+    index_t features = 1;
+    for (std::size_t axis = 1; axis < Rank; ++axis)
+      features = checked_mul(features, checked_index(samples_.shape()[axis], "TensorDataset extent"),
+                             "TensorDataset features per sample");
+    const index_t n = checked_index(samples_.shape()[0], "TensorDataset samples");
+    const index_t values = checked_mul(n, features, "TensorDataset samples x features");
+    if (n == 0 || values == 0)
       throw shape_error("TensorDataset", "at least one sample with at least one value", "an empty tensor");
     if (samples_.shape()[0] >= (std::uint64_t{1} << 32))
       throw shape_error("TensorDataset", "fewer than 2^32 samples", std::to_string(samples_.shape()[0]) + " samples");
-    features_ = static_cast<index_t>(samples_.size() / samples_.shape()[0]);
+    features_ = features;
   }
 
   [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(samples_.shape()[0]); }

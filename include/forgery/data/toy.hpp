@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "forgery/core/batch_view.hpp"
+#include "forgery/core/checked.hpp"
 #include "forgery/core/config.hpp"
 #include "forgery/core/error.hpp"
 #include "forgery/core/philox.hpp"
@@ -141,7 +142,8 @@ private:
 /// Mode index is i * side + j for centre (x_i, y_j), x and y increasing.
 class Grid : public IsotropicMixture {
 public:
-  /// Throws config_error for side < 1, spacing <= 0 or sigma <= 0.
+  /// Throws config_error for side < 1, spacing <= 0 or sigma <= 0, size_error when side x side
+  /// does not fit in index_t.
   explicit Grid(index_t side = 5, double spacing = 2.0, double sigma = 0.05)
       : IsotropicMixture(centres(side, spacing), sigma), side_(side), spacing_(spacing) {}
 
@@ -153,7 +155,7 @@ private:
     if (side < 1) throw config_error("side", std::to_string(side), "at least 1");
     detail::check_positive("spacing", spacing);
     std::vector<Point2> c;
-    c.reserve(static_cast<std::size_t>(side * side));
+    c.reserve(static_cast<std::size_t>(checked_mul(side, side, "side")));
     const double half = 0.5 * static_cast<double>(side - 1);
     for (index_t i = 0; i < side; ++i)
       for (index_t j = 0; j < side; ++j)
