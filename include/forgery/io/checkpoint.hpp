@@ -19,11 +19,15 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <iterator>
 #include <limits>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,8 +36,11 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "forgery/core/error.hpp"
@@ -92,6 +99,8 @@ constexpr RecordType record_type_of() {
 struct CheckpointLimits {
   std::uint64_t max_bytes = std::uint64_t{1} << 36; ///< largest file accepted (64 GiB)
   std::uint32_t max_records = 1u << 16;             ///< most records accepted
+  /// Where max_bytes comes from, for the message that refuses a larger file.
+  const char* max_bytes_source = "CheckpointLimits::max_bytes";
 };
 
 inline constexpr std::uint32_t checkpoint_version = 1;
@@ -153,6 +162,52 @@ inline std::string printable(std::string_view s, std::size_t max = 64) {
   }
   if (s.size() > max) out += "...";
   return out;
+}
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
+// Reads up to n bytes at `offset`; returns how many were read before the end of the file.
+inline std::size_t read_at(int fd, char* dst, std::size_t n, std::uint64_t offset, const std::string& name) {
+  std::size_t done = 0;
+  while (done < n) {
+    const std::size_t piece = std::min<std::size_t>(n - done, std::size_t{1} << 30);
+    const ::ssize_t got = ::pread(fd, dst + done, piece, static_cast<::off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw io_error(name, std::string("read failed: ") + std::strerror(errno));
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
+  return done;
+}
+
+// What a file of mode `mode` (st_mode) is, for messages.
+inline const char* mode_kind(::mode_t mode) noexcept {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "a special file";
+}
+
+// What the directory entry `p` is, for messages: "a directory", "a symbolic link to a
+// character device (/dev/zero)", "a dangling symbolic link (to x)". Opens nothing.
+inline std::string entry_kind(const std::filesystem::path& p) {
+  struct ::stat own {};
+  if (::lstat(p.c_str(), &own) != 0) return std::string("not accessible (") + std::strerror(errno) + ")";
+  if (!S_ISLNK(own.st_mode)) return mode_kind(own.st_mode);
+  std::error_code ec;
+  const std::string target = std::filesystem::read_symlink(p, ec).string();
+  const std::string to = ec ? std::string() : " (" + printable(target, 200) + ")";
+  struct ::stat st {};
+  if (::stat(p.c_str(), &st) != 0)
+    return (errno == ENOENT ? "a dangling symbolic link" : "a symbolic link that cannot be followed") + to;
+  return std::string("a symbolic link to ") + mode_kind(st.st_mode) + to;
 }
 
 } // namespace detail
@@ -246,29 +301,68 @@ public:
     parse(limits);
   }
 
-  /// Reads and parses `path`; the file size is checked against `limits.max_bytes` before
-  /// anything is read.
+  /// Reads and parses `path`. Only a regular file (or a symbolic link to one) is read: a
+  /// directory, FIFO, device or socket is an io_error naming what it is, and is never opened
+  /// in a way that could block. Before the payload is read or allocated, the file size is
+  /// checked against `limits.max_bytes` and against what the header promises, so a huge
+  /// file costs neither memory nor time; an allocation that still fails is an io_error
+  /// naming the file.
   static CheckpointFile read(const std::filesystem::path& path, const CheckpointLimits& limits = {}) {
     const std::string name = path.string();
+    // The type is checked before opening (a FIFO is never opened), then again on the open
+    // descriptor, in case the entry was replaced in between.
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
-    if (!std::filesystem::exists(status)) throw io_error(name, "cannot open the checkpoint: no such file");
-    if (!std::filesystem::is_regular_file(status)) throw io_error(name, "not a regular file, expected a checkpoint");
-    const std::uintmax_t size = std::filesystem::file_size(path, ec);
-    if (ec) throw io_error(name, "cannot stat the checkpoint: " + ec.message());
+    if (!std::filesystem::is_regular_file(status))
+      throw io_error(name, "not a checkpoint file: it is " + detail::entry_kind(path) +
+                               " (only regular files are checkpoints)");
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) throw io_error(name, std::string("cannot open the checkpoint: ") + std::strerror(errno));
+    const detail::FdCloser closer{fd};
+    struct ::stat st {};
+    if (::fstat(fd, &st) != 0) throw io_error(name, std::string("cannot stat the checkpoint: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+      throw io_error(name, "not a checkpoint file: it is " + std::string(detail::mode_kind(st.st_mode)) +
+                               " (only regular files are checkpoints)");
+    const auto size = static_cast<std::uint64_t>(st.st_size);
     if (size > limits.max_bytes)
       throw io_error(name, "the checkpoint is " + std::to_string(size) + " bytes, above the limit of " +
-                               std::to_string(limits.max_bytes) + " (CheckpointLimits::max_bytes)");
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) throw io_error(name, std::string("cannot open the checkpoint: ") + std::strerror(errno));
-    std::string bytes(static_cast<std::size_t>(size), '\0');
-    const std::size_t got = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f);
-    const bool more = std::fgetc(f) != EOF;
-    const bool failed = std::ferror(f) != 0;
-    std::fclose(f);
-    if (failed) throw io_error(name, "read failed");
-    if (got != bytes.size() || more) throw io_error(name, "the file changed size while it was read");
-    return CheckpointFile(std::move(bytes), name, limits);
+                               std::to_string(limits.max_bytes) + " (" + limits.max_bytes_source + ")");
+    char header[checkpoint_header_size];
+    const std::size_t head = static_cast<std::size_t>(std::min<std::uint64_t>(size, checkpoint_header_size));
+    if (detail::read_at(fd, header, head, 0, name) != head)
+      throw io_error(name, "the file changed size while it was read");
+    // What the header promises is checked against the file's size before the payload is
+    // allocated: a header-sized lie cannot make the reader allocate a claimed size.
+    if (size >= checkpoint_header_size) check_header(header, size, limits, name);
+    std::string bytes;
+    try {
+      bytes.resize(static_cast<std::size_t>(size));
+    } catch (const std::bad_alloc&) {
+      throw io_error(name, "cannot allocate " + std::to_string(size) + " bytes to read the checkpoint: out of memory");
+    }
+    if (head > 0) std::memcpy(bytes.data(), header, head);
+    if (detail::read_at(fd, bytes.data() + head, bytes.size() - head, head, name) != bytes.size() - head)
+      throw io_error(name, "the file changed size while it was read");
+    char more = 0;
+    if (detail::read_at(fd, &more, 1, size, name) != 0) throw io_error(name, "the file changed size while it was read");
+    try {
+      return CheckpointFile(std::move(bytes), name, limits);
+    } catch (const std::bad_alloc&) {
+      throw io_error(name, "out of memory while parsing the checkpoint (" + std::to_string(size) + " bytes)");
+    }
+  }
+
+  /// Throws io_error naming the file and the record if the f32 or f64 record holds a NaN or
+  /// an infinity (the first one and its index): a diverged state is refused on load, as it
+  /// is on save.
+  void require_finite(std::string_view record) const {
+    const RecordInfo* r = find(record);
+    if (r == nullptr) throw io_error(name_, "checkpoint record '" + std::string(record) + "' is missing");
+    if (r->type == RecordType::f32)
+      check_finite_values<float>(*r);
+    else if (r->type == RecordType::f64)
+      check_finite_values<double>(*r);
   }
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
@@ -337,21 +431,19 @@ public:
 private:
   [[noreturn]] void fail(const std::string& what) const { throw io_error(name_, what); }
 
-  void parse(const CheckpointLimits& limits) {
-    const std::size_t size = bytes_.size();
-    if (size < checkpoint_header_size)
-      fail("truncated checkpoint: " + std::to_string(size) + " bytes, shorter than the " +
-           std::to_string(checkpoint_header_size) + "-byte header");
-    if (std::memcmp(bytes_.data(), checkpoint_magic, sizeof checkpoint_magic) != 0)
-      fail("not a forgery checkpoint: the first 8 bytes are '" +
-           detail::printable(std::string_view(bytes_).substr(0, 8)) + "', expected \\x89FGCK\\r\\n\\x1a");
-    const char* h = bytes_.data();
+  // The header checks that need no payload: magic, header CRC, version, record count, and
+  // the payload size it promises against the file's `size`.
+  static void check_header(const char* h, std::uint64_t size, const CheckpointLimits& limits, const std::string& name) {
+    auto fail = [&](const std::string& what) { throw io_error(name, what); };
+    if (std::memcmp(h, checkpoint_magic, sizeof checkpoint_magic) != 0)
+      fail("not a forgery checkpoint: the first 8 bytes are '" + detail::printable(std::string_view(h, 8)) +
+           "', expected \\x89FGCK\\r\\n\\x1a");
     const std::uint32_t header_crc = detail::get_le<std::uint32_t>(h + 28);
     if (detail::crc32_of(h, 28) != header_crc)
       fail("corrupt checkpoint header: its CRC-32 does not match (the file was damaged)");
-    version_ = detail::get_le<std::uint32_t>(h + 8);
-    if (version_ == 0 || version_ > checkpoint_version)
-      fail("checkpoint format version " + std::to_string(version_) + ", this forgery reads versions 1 to " +
+    const std::uint32_t version = detail::get_le<std::uint32_t>(h + 8);
+    if (version == 0 || version > checkpoint_version)
+      fail("checkpoint format version " + std::to_string(version) + ", this forgery reads versions 1 to " +
            std::to_string(checkpoint_version) + " (written by a newer forgery?)");
     const std::uint32_t count = detail::get_le<std::uint32_t>(h + 12);
     if (count > limits.max_records)
@@ -365,6 +457,32 @@ private:
     if (payload < have)
       fail("trailing bytes: the header promises " + std::to_string(payload) + " payload bytes, the file has " +
            std::to_string(have));
+  }
+
+  template <class T>
+  void check_finite_values(const RecordInfo& r) const {
+    const char* p = bytes_.data() + r.offset;
+    for (std::uint64_t i = 0; i < r.count; ++i) {
+      const T v = std::bit_cast<T>(detail::get_le<detail::bits_of<T>>(p + i * sizeof(T)));
+      if (!std::isfinite(v)) {
+        char value[32];
+        std::snprintf(value, sizeof value, "%g", static_cast<double>(v));
+        fail("checkpoint record '" + r.name + "' holds a non-finite value (" + value + " at index " +
+             std::to_string(i) + "): a diverged state is not loaded");
+      }
+    }
+  }
+
+  void parse(const CheckpointLimits& limits) {
+    const std::size_t size = bytes_.size();
+    if (size < checkpoint_header_size)
+      fail("truncated checkpoint: " + std::to_string(size) + " bytes, shorter than the " +
+           std::to_string(checkpoint_header_size) + "-byte header");
+    const char* h = bytes_.data();
+    check_header(h, size, limits, name_);
+    version_ = detail::get_le<std::uint32_t>(h + 8);
+    const std::uint32_t count = detail::get_le<std::uint32_t>(h + 12);
+    const std::uint64_t payload = detail::get_le<std::uint64_t>(h + 16);
     if (detail::crc32_of(h + checkpoint_header_size, static_cast<std::size_t>(payload)) !=
         detail::get_le<std::uint32_t>(h + 24))
       fail("corrupt checkpoint: the payload's CRC-32 does not match the header (the file was damaged)");
@@ -440,10 +558,16 @@ inline std::vector<std::pair<std::string, std::string>> parse_fields(std::string
   return out;
 }
 
-/// A checkpoint file in a checkpoint directory and the step it was written at.
+/// An entry of a checkpoint directory named as a checkpoint (step-<digits>.fgck) and the
+/// step its name gives.
 struct CheckpointEntry {
   long long step = 0;
   std::filesystem::path path;
+  /// Empty for a regular file (or a symbolic link to one), the only kind that is a
+  /// checkpoint; otherwise what the entry is ("a FIFO (named pipe)", "a directory", "a
+  /// dangling symbolic link (to x)", ...), for the message that refuses it.
+  std::string not_a_file;
+  [[nodiscard]] bool is_file() const noexcept { return not_a_file.empty(); }
 };
 
 /// The file name a checkpoint of `step` gets in `dir`: step-000000001200.fgck (zero-padded,
@@ -469,26 +593,56 @@ inline long long checkpoint_step(const std::string& name) {
   }
   return step;
 }
+
+// Calls f(path) for each entry of `dir` (none if `dir` does not exist). What an entry is
+// never stops the walk: only a directory that cannot be listed is an error.
+template <class F>
+void for_each_entry(const std::filesystem::path& dir, F&& f) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(dir, ec);
+  if (st.type() == std::filesystem::file_type::not_found) return;
+  if (ec) throw io_error(dir.string(), "cannot list the checkpoint directory: " + ec.message());
+  if (!std::filesystem::is_directory(st))
+    throw io_error(dir.string(),
+                   "cannot list the checkpoint directory: it is " + entry_kind(dir) + ", not a directory");
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec) throw io_error(dir.string(), "cannot list the checkpoint directory: " + ec.message());
+  for (const std::filesystem::directory_iterator end{}; it != end;) {
+    f(it->path());
+    it.increment(ec);
+    if (ec) throw io_error(dir.string(), "cannot list the checkpoint directory: " + ec.message());
+  }
+}
 } // namespace detail
 
-/// The checkpoints in `dir` (files named as checkpoint_path names them), oldest step first.
-/// An absent directory has none. Other files, and temporaries of unfinished saves, are
-/// ignored.
-inline std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& dir) {
+/// Every entry of `dir` named as a checkpoint, whatever it is (see CheckpointEntry), oldest
+/// step first (ties by name). An absent directory has none; other names, and temporaries of
+/// unfinished saves, are not listed. Throws io_error only if `dir` cannot be listed.
+inline std::vector<CheckpointEntry> list_checkpoint_entries(const std::filesystem::path& dir) {
   std::vector<CheckpointEntry> out;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) return out;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (!entry.is_regular_file(ec)) continue;
-    const long long step = detail::checkpoint_step(entry.path().filename().string());
-    if (step >= 0) out.push_back({step, entry.path()});
-  }
-  if (ec) throw io_error(dir.string(), "cannot list the checkpoint directory: " + ec.message());
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  detail::for_each_entry(dir, [&](const std::filesystem::path& p) {
+    const long long step = detail::checkpoint_step(p.filename().string());
+    if (step < 0) return;
+    std::error_code ec;
+    // Follows a symbolic link: a link to a regular file is as good as the file.
+    const bool file = std::filesystem::is_regular_file(std::filesystem::status(p, ec));
+    out.push_back({step, p, file ? std::string() : detail::entry_kind(p)});
+  });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.step != b.step ? a.step < b.step : a.path < b.path; });
   return out;
 }
 
-/// Deletes all but the newest `keep` checkpoints in `dir` (keep >= 1).
+/// The checkpoints in `dir`: the regular files among list_checkpoint_entries(dir), oldest
+/// step first.
+inline std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& dir) {
+  auto all = list_checkpoint_entries(dir);
+  std::erase_if(all, [](const CheckpointEntry& e) { return !e.is_file(); });
+  return all;
+}
+
+/// Deletes all but the newest `keep` checkpoints in `dir` (keep >= 1). Entries under a
+/// checkpoint name that are not regular files are not checkpoints: they are left alone.
 inline void prune_checkpoints(const std::filesystem::path& dir, std::size_t keep) {
   const auto all = list_checkpoints(dir);
   if (keep == 0 || all.size() <= keep) return;
@@ -500,26 +654,77 @@ inline void prune_checkpoints(const std::filesystem::path& dir, std::size_t keep
 }
 
 /// Deletes the temporaries that saves killed part-way left in `dir`
-/// (step-*.fgck.tmp.<pid> of processes that no longer run). Returns how many it removed.
+/// (step-*.fgck.tmp.<pid>, regular files, of processes that no longer run). Returns how
+/// many it removed.
 inline std::size_t remove_stale_temporaries(const std::filesystem::path& dir) {
-  std::size_t removed = 0;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) return 0;
   std::vector<std::filesystem::path> stale;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
+  detail::for_each_entry(dir, [&](const std::filesystem::path& p) {
+    const std::string name = p.filename().string();
     const std::size_t at = name.rfind(".tmp.");
-    if (at == std::string::npos || detail::checkpoint_step(name.substr(0, at)) < 0) continue;
+    if (at == std::string::npos || detail::checkpoint_step(name.substr(0, at)) < 0) return;
     const std::string pid_text = name.substr(at + 5);
     if (pid_text.empty() || pid_text.size() > 9 ||
         !std::all_of(pid_text.begin(), pid_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      continue;
+      return;
+    // Only what a save writes: a directory or a FIFO under such a name is not ours.
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(std::filesystem::symlink_status(p, ec))) return;
     const auto pid = static_cast<::pid_t>(std::stol(pid_text));
-    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(entry.path());
-  }
-  for (const auto& p : stale)
+    if (pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(p);
+  });
+  std::size_t removed = 0;
+  for (const auto& p : stale) {
+    std::error_code ec;
     if (std::filesystem::remove(p, ec)) ++removed;
+  }
   return removed;
+}
+
+/// What load_newest_checkpoint found.
+struct NewestCheckpoint {
+  CheckpointEntry loaded;           ///< the entry that loaded (empty path: none did)
+  std::vector<std::string> skipped; ///< why each newer entry was refused, each naming it
+  std::exception_ptr newest_error;  ///< the newest entry's error when none loaded
+  [[nodiscard]] explicit operator bool() const noexcept { return !loaded.path.empty(); }
+};
+
+/// The one way to choose a checkpoint to continue from (Trainer::resume and the rollback of
+/// callbacks::Checkpoints both use it): the entries of `dir` named as checkpoints, newest
+/// first, until one loads. An entry that is not a regular file is refused without being
+/// opened; a file is read within `limits` and handed to load(const CheckpointFile&), which
+/// refuses it by throwing forgery::error. Each refusal is written to `log` (unless null),
+/// naming the entry and why, and kept in `skipped`; an older file is tried next. So an
+/// entry that shadows the run (a damaged file, a FIFO, a directory, a link to a device)
+/// costs the steps since the previous good checkpoint, never the whole run; and with no
+/// good file, the caller gets the newest entry's error instead of a fresh start. Throws
+/// only if `dir` cannot be listed.
+template <class Load>
+NewestCheckpoint load_newest_checkpoint(const std::filesystem::path& dir, Load&& load,
+                                        const CheckpointLimits& limits = {}, std::FILE* log = nullptr) {
+  NewestCheckpoint result;
+  const auto all = list_checkpoint_entries(dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      if (!it->is_file())
+        throw io_error(it->path.string(),
+                       "not a checkpoint file: it is " + it->not_a_file + " (only regular files are checkpoints)");
+      try {
+        load(CheckpointFile::read(it->path, limits));
+      } catch (const std::bad_alloc&) {
+        throw io_error(it->path.string(), "out of memory while loading the checkpoint");
+      }
+      result.loaded = *it;
+      result.newest_error = nullptr;
+      return result;
+    } catch (const error& e) {
+      if (!result.newest_error) result.newest_error = std::current_exception();
+      result.skipped.emplace_back(e.what());
+      if (log != nullptr)
+        std::fprintf(log, "%s; %s\n", e.what(),
+                     std::next(it) != all.rend() ? "trying the next older checkpoint" : "no older checkpoint");
+    }
+  }
+  return result;
 }
 
 } // namespace forgery::io
