@@ -18,6 +18,9 @@ PACKAGES=(
   libstb-dev
   dataset-fashion-mnist
   python3-matplotlib
+  # The examples' command lines (examples/CMakeLists.txt: find_package(CLI11 CONFIG)):
+  # header-only; the library itself does not use it.
+  libcli11-dev
   # The benchmarks' GEMM provider comparison (benchmarks/blas_compare.hpp): OpenBLAS built
   # on OpenMP, so that it shares forgery's thread pool. The library itself needs no BLAS.
   libopenblas-openmp-dev

@@ -10,11 +10,12 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <limits>
 
 #include <forgery/backend/cuda.hpp>
 #include <forgery/forgery.hpp>
 
-#include "../toy_ring/args.hpp"
+#include "../common/cli.hpp"
 #include "../toy_ring/toy_setup.hpp"
 
 namespace {
@@ -35,17 +36,22 @@ double train(T& trainer, long long steps) {
 } // namespace
 
 int main(int argc, char** argv) try {
-  const toy::Args args(argc, argv, {{"steps", "2000"}, {"seed", "1"}, {"compare", "0"}},
-                       "usage: cuda_ring [--steps N] [--seed S] [--compare 0|1]\n"
-                       "Trains a non-saturating GAN on the ring of 8 Gaussians on the GPU and reports how many modes "
-                       "it covers; --compare 1 also trains on the CPU and compares the weights.\n");
+  long long steps = 2000;
+  std::uint64_t seed = 1;
+  int compare = 0;
+  cli::Command("cuda_ring", "Trains a non-saturating GAN on the ring of 8 Gaussians on the GPU and reports how many "
+                            "modes it covers; --compare 1 also trains on the CPU and compares the weights.")
+      .integer("--steps", steps, 0LL, std::numeric_limits<long long>::max(), "training steps")
+      .integer("--seed", seed, std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max(), "seed of every random draw",
+               "S")
+      .integer("--compare", compare, 0, 1, "1: also train on the CPU and compare the generator weights", "0|1")
+      .parse(argc, argv);
   if (fg::backend::Cuda<float>::device_count() == 0) {
     std::fprintf(stderr, "cuda_ring: no CUDA device found; this example needs a GPU\n");
     return 1;
   }
-  const long long steps = args.integer("steps");
   using Gpu = RingTrainer<fg::backend::Cuda<float>>;
-  const auto cfg = toy::ring_config<Gpu>(static_cast<std::uint64_t>(args.integer("seed")));
+  const auto cfg = toy::ring_config<Gpu>(seed);
   Gpu trainer(cfg);
   const double seconds = train(trainer, steps);
 
@@ -68,7 +74,7 @@ int main(int argc, char** argv) try {
   std::printf("MMD^2 (RBF)        %.5f\n", mmd);
   std::printf("training time      %.1f s on the GPU (%lld steps)\n", seconds, steps);
 
-  if (args.integer("compare") != 0) {
+  if (compare != 0) {
     using Cpu = RingTrainer<fg::backend::Cpu<float>>;
     Cpu reference(toy::ring_config<Cpu>(cfg.seed));
     const double cpu_seconds = train(reference, steps);

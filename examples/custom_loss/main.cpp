@@ -3,9 +3,11 @@
 // terms with their gradients with respect to the critic's logits.
 #include <cmath>
 #include <cstdio>
+#include <exception>
 
 #include <forgery/forgery.hpp>
 
+#include "../common/cli.hpp"
 #include "../toy_ring/toy_setup.hpp"
 
 // Hinge loss with an adjustable margin m: D = mean relu(m - real) + mean relu(m + fake),
@@ -43,7 +45,9 @@ struct MarginHinge {
 };
 static_assert(fg::Loss<MarginHinge, fg::backend::Cpu<float>>);
 
-int main() {
+int main(int argc, char** argv) try {
+  cli::Command("custom_loss", "Trains a GAN with a user-written hinge loss (margin 0.5) on the ring of 8 Gaussians.")
+      .parse(argc, argv);
   using T = fg::Trainer<toy::G, toy::D, MarginHinge, fg::optim::Adam>;
   auto cfg = toy::ring_config<T>(1);
   cfg.g_optimizer.lr = cfg.d_optimizer.lr = 3e-4;
@@ -52,4 +56,7 @@ int main() {
   const auto r = toy::train_and_evaluate(trainer, 3000, fg::callbacks::Progress(500));
   std::printf("MarginHinge(0.5): %ld/8 modes, %.1f %% high quality, MMD^2 %.5f\n",
               static_cast<long>(r.coverage.modes_covered), 100 * r.coverage.high_quality_fraction, r.mmd);
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "custom_loss: %s\n", e.what());
+  return 1;
 }

@@ -24,7 +24,7 @@ int main(int argc, char** argv) try {
   const auto o = fashion::parse(argc, argv, "fashion_cgan",
                                 "Trains a class-conditional GAN (projection discriminator, hinge loss) on "
                                 "Fashion-MNIST; the grid has one row per class.",
-                                2000, 64);
+                                2000, 64, T::max_batch);
   T::Config cfg;
   cfg.batch = o.batch;
   cfg.seed = o.seed;

@@ -1,7 +1,7 @@
-// What the Fashion-MNIST examples share: their command line, the small CNN classifier whose
-// penultimate features the image metrics use, the evaluation (Frechet distance, KID,
-// Inception-style score, class coverage, next to the held-out-real floor), and sample grids
-// from fixed noise.
+// What the Fashion-MNIST examples share: their command line (on common/cli.hpp), the small
+// CNN classifier whose penultimate features the image metrics use, the evaluation (Frechet
+// distance, KID, Inception-style score, class coverage, next to the held-out-real floor),
+// and sample grids from fixed noise.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@
 #include <forgery/metrics/frechet.hpp>
 #include <forgery/metrics/kid.hpp>
 
-#include "../toy_ring/args.hpp"
+#include "../common/cli.hpp"
 
 namespace fashion {
 
@@ -48,62 +49,49 @@ struct Options {
   fg::OnDivergence on_divergence = fg::OnDivergence::rollback;
 };
 
-inline Options parse(int argc, char** argv, const char* name, const char* what, long long steps, index_t batch) {
+/// Parses an image example's command line (defaults: `steps` steps of batch `batch`, output in
+/// NAME_out). `max_batch` is the largest batch the example's Trainer can hold (T::max_batch),
+/// so an impossible --batch is refused here, before anything is built. The output directory
+/// (and the classifier's, when the classifier is to be trained and saved) is proved writable.
+inline Options parse(int argc, char** argv, const char* name, const char* what, long long steps, index_t batch,
+                     index_t max_batch) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0); // progress lines appear as they happen, also in a pipe
-  const std::string out = std::string(name) + "_out";
-  const std::string usage = std::string("usage: ") + name +
-                            " [--steps N] [--batch N] [--seed S] [--out DIR] [--data DIR] [--classifier FILE]"
-                            " [--eval N] [--sample-every N] [--ema D]\n"
-                            "       [--checkpoint-every N] [--on-divergence rollback|stop]\n" +
-                            what +
-                            "\n  --data DIR        Fashion-MNIST IDX files (default: $FORGERY_FASHION_MNIST or "
-                            "/usr/share/datasets/fashion-mnist)\n"
-                            "  --classifier FILE the metric classifier's weights; trained and saved there when "
-                            "missing (default: fashion_classifier_out/classifier.npy)\n"
-                            "  --eval N          samples for Frechet distance and KID (default 2000)\n"
-                            "  --ema D           EMA decay of G's weights for grids and metrics, with warm-up (default "
-                            "0.999; 0: the live weights)\n"
-                            "  --checkpoint-every N  steps between checkpoints in OUT/checkpoints (default 500; 0: at "
-                            "the end only). A run resumes from the newest one there; --steps is the total. Ctrl-C "
-                            "saves and stops.\n"
-                            "  --on-divergence   on a NaN/Inf: roll back to the newest checkpoint with halved learning "
-                            "rates (default), or stop\n";
-  const toy::Args args(argc, argv,
-                       {{"steps", std::to_string(steps)},
-                        {"batch", std::to_string(batch)},
-                        {"seed", "1"},
-                        {"out", out},
-                        {"data", fg::data::fashion_mnist_dir().string()},
-                        {"classifier", "fashion_classifier_out/classifier.npy"},
-                        {"eval", "2000"},
-                        {"sample-every", "0"},
-                        {"ema", "0.999"},
-                        {"checkpoint-every", "500"},
-                        {"on-divergence", "rollback"}},
-                       usage.c_str());
+  constexpr long long most = std::numeric_limits<long long>::max();
   Options o;
-  o.steps = args.integer("steps");
-  o.batch = static_cast<index_t>(args.integer("batch"));
-  o.seed = static_cast<std::uint64_t>(args.integer("seed"));
-  o.out = args.str("out");
-  o.data = args.str("data");
-  o.classifier = args.str("classifier");
-  o.eval_samples = static_cast<index_t>(args.integer("eval"));
-  o.sample_every = args.integer("sample-every");
-  o.ema = std::stod(args.str("ema"));
-  o.checkpoint_every = args.integer("checkpoint-every");
-  const std::string divergence = args.str("on-divergence");
-  if (divergence == "rollback")
-    o.on_divergence = fg::OnDivergence::rollback;
-  else if (divergence == "stop")
-    o.on_divergence = fg::OnDivergence::stop;
-  else
-    throw fg::config_error("--on-divergence", divergence, "rollback or stop");
-  if (o.checkpoint_every < 0)
-    throw fg::config_error("--checkpoint-every", std::to_string(o.checkpoint_every), "a step count >= 0");
-  if (o.steps < 0) throw fg::config_error("--steps", std::to_string(o.steps), "a non-negative step count");
-  if (o.eval_samples < 2) throw fg::config_error("--eval", std::to_string(o.eval_samples), "at least 2 samples");
-  fs::create_directories(o.out);
+  o.steps = steps;
+  o.batch = batch;
+  o.out = std::string(name) + "_out";
+  o.data = fg::data::fashion_mnist_dir();
+  o.classifier = "fashion_classifier_out/classifier.npy";
+  std::string divergence = "rollback";
+  cli::Command cmd(name, what);
+  cmd.integer("--steps", o.steps, 0LL, most,
+              "total training steps; a run resumed from OUT/checkpoints continues to this step")
+      .integer("--batch", o.batch, index_t{1}, max_batch, "samples per batch")
+      .integer("--seed", o.seed, std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max(),
+               "seed of every random draw", "S")
+      .path("--out", o.out, "output directory: grids, log.csv, metrics.csv, samples.npy, generator.npy, checkpoints/")
+      .path("--data", o.data,
+            "Fashion-MNIST IDX files (default: $FORGERY_FASHION_MNIST or /usr/share/datasets/fashion-mnist)")
+      .path("--classifier", o.classifier, "the metric classifier's weights; trained and saved there when missing",
+            "FILE")
+      .integer("--eval", o.eval_samples, index_t{2}, std::numeric_limits<index_t>::max(),
+               "samples for Frechet distance and KID")
+      .integer("--sample-every", o.sample_every, 0LL, most, "steps between sample grids (0: five grids in the run)")
+      .real("--ema", o.ema, 0.0, 1.0, true,
+            "EMA decay of G's weights for grids and metrics, with warm-up (0: the live weights)")
+      .integer("--checkpoint-every", o.checkpoint_every, 0LL, most,
+               "steps between checkpoints in OUT/checkpoints (0: at the end only)")
+      .choice("--on-divergence", divergence, {"rollback", "stop"},
+              "on a NaN/Inf: roll back to the newest checkpoint with halved learning rates, or stop")
+      .footer("A run resumes from the newest checkpoint in OUT/checkpoints; --steps is the total. Ctrl-C saves and "
+              "stops.");
+  cmd.parse(argc, argv);
+  o.on_divergence = divergence == "stop" ? fg::OnDivergence::stop : fg::OnDivergence::rollback;
+  cli::require_writable_directory("--out", o.out);
+  if (!fs::exists(o.classifier))
+    cli::require_writable_directory("--classifier",
+                                    o.classifier.has_parent_path() ? o.classifier.parent_path() : fs::path("."));
   return o;
 }
 

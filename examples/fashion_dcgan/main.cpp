@@ -13,7 +13,8 @@ using T = fg::DcganTrainer<fashion::dcgan::G, fashion::dcgan::D>;
 } // namespace
 
 int main(int argc, char** argv) try {
-  const auto o = fashion::parse(argc, argv, "fashion_dcgan", "Trains a DCGAN on Fashion-MNIST.", 2000, 64);
+  const auto o =
+      fashion::parse(argc, argv, "fashion_dcgan", "Trains a DCGAN on Fashion-MNIST.", 2000, 64, T::max_batch);
   auto cfg = fg::dcgan_config<T>();
   cfg.seed = o.seed;
   cfg.batch = o.batch;

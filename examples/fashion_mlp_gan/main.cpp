@@ -16,8 +16,9 @@ using T = fg::Trainer<G, D, fg::loss::NonSaturating, fg::optim::Adam>;
 } // namespace
 
 int main(int argc, char** argv) try {
-  const auto o = fashion::parse(argc, argv, "fashion_mlp_gan",
-                                "Trains a fully connected GAN (non-saturating loss) on Fashion-MNIST.", 6000, 64);
+  const auto o =
+      fashion::parse(argc, argv, "fashion_mlp_gan",
+                     "Trains a fully connected GAN (non-saturating loss) on Fashion-MNIST.", 6000, 64, T::max_batch);
   T::Config cfg;
   cfg.batch = o.batch;
   cfg.seed = o.seed;

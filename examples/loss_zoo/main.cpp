@@ -3,11 +3,12 @@
 // same seed; one table compares mode coverage, sample quality, MMD and wall time.
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <string>
 
 #include <forgery/forgery.hpp>
 
-#include "../toy_ring/args.hpp"
+#include "../common/cli.hpp"
 #include "../toy_ring/toy_setup.hpp"
 
 namespace {
@@ -36,11 +37,11 @@ using AdamTrainer = fg::Trainer<toy::G, toy::D, Obj, fg::optim::Adam>;
 } // namespace
 
 int main(int argc, char** argv) try {
-  const toy::Args args(argc, argv, {{"steps", "3000"}, {"seed", "1"}},
-                       "usage: loss_zoo [--steps N] [--seed S]\n"
-                       "Trains one GAN per objective on the ring of 8 Gaussians and prints a comparison table.\n");
-  g_steps = args.integer("steps");
-  g_seed = static_cast<std::uint64_t>(args.integer("seed"));
+  cli::Command("loss_zoo", "Trains one GAN per objective on the ring of 8 Gaussians and prints a comparison table.")
+      .integer("--steps", g_steps, 0LL, std::numeric_limits<long long>::max(), "training steps of each GAN")
+      .integer("--seed", g_seed, std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max(),
+               "seed of every random draw", "S")
+      .parse(argc, argv);
   std::printf("ring of 8 Gaussians, %lld steps, seed %llu, 2500 samples scored\n\n", g_steps,
               static_cast<unsigned long long>(g_seed));
   std::printf("%-22s %7s %10s %10s %10s %10s\n", "objective", "modes", "high-qual", "MMD^2", "energy", "time");

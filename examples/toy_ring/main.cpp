@@ -4,25 +4,31 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <limits>
 
 #include <forgery/forgery.hpp>
 #include <forgery/io/samples.hpp>
 
-#include "args.hpp"
+#include "../common/cli.hpp"
 #include "toy_setup.hpp"
 
 int main(int argc, char** argv) try {
-  const toy::Args args(argc, argv, {{"steps", "1600"}, {"seed", "1"}, {"out", "toy_ring_out"}},
-                       "usage: toy_ring [--steps N] [--seed S] [--out DIR]\n"
-                       "Trains WGAN-GP on the ring of 8 Gaussians and reports how many modes it covers.\n");
-  const std::filesystem::path out = args.str("out");
-  std::filesystem::create_directories(out);
+  long long steps = 1600;
+  std::uint64_t seed = 1;
+  std::filesystem::path out = "toy_ring_out";
+  cli::Command("toy_ring", "Trains WGAN-GP on the ring of 8 Gaussians and reports how many modes it covers.")
+      .integer("--steps", steps, 0LL, std::numeric_limits<long long>::max(), "training steps")
+      .integer("--seed", seed, std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max(), "seed of every random draw",
+               "S")
+      .path("--out", out, "output directory: samples.npy, samples.csv, log.csv")
+      .parse(argc, argv);
+  cli::require_writable_directory("--out", out);
 
   using T = fg::WganGpTrainer<toy::G, toy::D>;
-  const auto cfg = toy::wgan_gp_ring_config<T>(static_cast<std::uint64_t>(args.integer("seed")));
+  const auto cfg = toy::wgan_gp_ring_config<T>(seed);
   T trainer(cfg);
-  const auto r = toy::train_and_evaluate(trainer, args.integer("steps"), fg::callbacks::Progress(100),
-                                         fg::callbacks::LossLog(out / "log.csv"));
+  const auto r =
+      toy::train_and_evaluate(trainer, steps, fg::callbacks::Progress(100), fg::callbacks::LossLog(out / "log.csv"));
 
   std::printf("modes covered      %ld / %ld\n", static_cast<long>(r.coverage.modes_covered),
               static_cast<long>(r.coverage.total_modes));
