@@ -8,12 +8,15 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <span>
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "forgery/data/fashion_mnist.hpp"
 #include "forgery/data/idx.hpp"
@@ -67,6 +70,63 @@ std::vector<int> draw(ShuffledBatches<float>& source, fg::RandomStream& rng, ind
 }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+using Bytes = std::vector<std::uint8_t>;
+
+// An IDX file's bytes: the header for `dims`, then `payload`.
+Bytes idx_file(const std::vector<std::uint32_t>& dims, const Bytes& payload) {
+  Bytes b{0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
+  for (const std::uint32_t d : dims)
+    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<std::uint8_t>(d >> shift));
+  b.insert(b.end(), payload.begin(), payload.end());
+  return b;
+}
+
+Bytes pattern(std::size_t n, unsigned step, unsigned mod = 256) {
+  Bytes b(n);
+  for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(i * step % mod);
+  return b;
+}
+
+std::filesystem::path write_file(const std::filesystem::path& path, const Bytes& bytes, bool gz) {
+  if (gz) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    REQUIRE(f != nullptr);
+    REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
+    REQUIRE(gzclose(f) == Z_OK);
+  } else {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    REQUIRE(out.good());
+  }
+  return path;
+}
+
+Bytes read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The message of the io_error `f` throws; fails the test for no exception or another type.
+template <class F>
+std::string io_error_of(F&& f) {
+  try {
+    f();
+  } catch (const fg::io_error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL_CHECK("expected an io_error, got: " << e.what());
+    return {};
+  }
+  FAIL_CHECK("expected an io_error, nothing was thrown");
+  return {};
+}
+
+template <class S>
+bool same_dataset(const ImageDataset<S>& a, const ImageDataset<S>& b) {
+  return a.images().shape() == b.images().shape() && a.images() == b.images() && a.labels() == b.labels() &&
+         a.classes() == b.classes();
+}
 
 TEST_CASE_TEMPLATE("ImageDataset scales bytes to [-1, 1]", S, FORGERY_SCALARS) {
   const std::vector<std::uint8_t> bytes{0, 255, 127, 128, 1, 254};
@@ -249,6 +309,114 @@ TEST_CASE("ShuffledBatches feeds a Trainer from its data stream") {
   CHECK(batches.position(*trainer.random_streams()[1]) == ShuffledBatches<float>::Position{1, 2});
 }
 
+TEST_CASE_TEMPLATE("load_idx_dataset scales as it reads, to the same dataset as ImageDataset(load_idx_pair)", S,
+                   FORGERY_SCALARS) {
+  fg::test::Scratch s;
+  // More pixels than one 64 KiB piece, so the scaling runs across pieces.
+  for (const bool gz : {false, true})
+    for (const std::vector<std::uint32_t>& dims :
+         {std::vector<std::uint32_t>{30, 50, 60}, std::vector<std::uint32_t>{30, 2, 30, 50}}) {
+      CAPTURE(gz);
+      CAPTURE(dims.size());
+      const auto images = write_file(s.dir / (gz ? "img.gz" : "img"), idx_file(dims, pattern(90000, 7)), gz);
+      const auto labels = write_file(s.dir / (gz ? "lab.gz" : "lab"), idx_file({30}, pattern(30, 1, 4)), gz);
+      const ImageDataset<S> streamed = fg::data::load_idx_dataset<S>(images, labels);
+      const fg::data::IdxArray image_bytes = fg::data::read_idx(images);
+      const ImageDataset<S> copied(image_bytes, fg::data::load_idx_labels(labels));
+      CHECK(same_dataset(streamed, copied));
+      CHECK(streamed.classes() == 4);
+      CHECK(streamed.channels() == (dims.size() == 4 ? 2 : 1));
+      CHECK(fg::data::load_idx_dataset<S>(images, labels, 9).classes() == 9);
+    }
+}
+
+TEST_CASE("load_idx_dataset names the file: counts, shapes, limits, damaged gzip members") {
+  fg::test::Scratch s;
+  const auto images = write_file(s.dir / "img.gz", idx_file({3, 2, 2}, pattern(12, 20)), true);
+  const auto labels = write_file(s.dir / "lab.gz", idx_file({2}, {0, 1}), true);
+  std::string msg = io_error_of([&] { (void)fg::data::load_idx_dataset<float>(images, labels); });
+  CHECK(has(msg, images.string()));
+  CHECK(has(msg, labels.string()));
+  CHECK(has(msg, "has 2 labels but"));
+  CHECK(has(msg, "has 3 images: expected one label per image"));
+
+  const auto labels3 = write_file(s.dir / "lab3", idx_file({3}, {0, 1, 5}), false);
+  msg = io_error_of([&] { (void)fg::data::load_idx_dataset<float>(images, labels3, 4); });
+  CHECK(has(msg, labels3.string()));
+  CHECK(has(msg, "label 5 at index 2 is not below the class count 4"));
+
+  const auto flat = write_file(s.dir / "flat", idx_file({3, 4}, pattern(12, 1)), false);
+  msg = io_error_of([&] { (void)fg::data::load_idx_dataset<float>(flat, labels3); });
+  CHECK(has(msg, flat.string()));
+  CHECK(has(msg, "expected images with 3 (N x H x W) or 4 (N x C x H x W) dimensions, found 2 (3 x 4)"));
+
+  msg = io_error_of([&] { (void)fg::data::load_idx_dataset<float>(images, labels3, 0, {.max_bytes = 11}); });
+  CHECK(has(msg, images.string()));
+  CHECK(has(msg, "above the limit of 11 bytes (IdxLimits::max_bytes"));
+
+  // The images' trailer is checked after the last pixel was scaled.
+  const Bytes gz = read_file(images);
+  for (std::size_t n = 1; n <= 8; ++n) {
+    CAPTURE(n);
+    const auto cut = write_file(s.dir / "cut.gz", Bytes(gz.begin(), gz.end() - static_cast<std::ptrdiff_t>(n)), false);
+    msg = io_error_of([&] { (void)fg::data::load_idx_dataset<float>(cut, labels3, 6); });
+    CHECK(has(msg, cut.string()));
+    CHECK(has(msg, "the gzip stream is cut short inside member 1"));
+  }
+  Bytes bad_crc = gz;
+  bad_crc[gz.size() - 7] ^= 0x40;
+  const auto crc = write_file(s.dir / "crc.gz", bad_crc, false);
+  msg = io_error_of([&] { (void)fg::data::load_idx_dataset<double>(crc, labels3, 6); });
+  CHECK(has(msg, crc.string()));
+  CHECK(has(msg, "fails its CRC-32 check"));
+}
+
+TEST_CASE("load_idx_dataset: images a header promises but the file lacks are not written") {
+  fg::test::Scratch s;
+  // 60000 x 64 x 64 images (246 MB, under the default limit; 983 MB as floats), 3 of them held.
+  const auto images = write_file(s.dir / "img.gz", idx_file({60000, 64, 64}, pattern(3 * 64 * 64, 5)), true);
+  const auto labels = write_file(s.dir / "lab.gz", idx_file({60000}, Bytes(60000, 1)), true);
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const long before = u.ru_maxrss;
+  const std::string msg = io_error_of([&] { (void)fg::data::load_idx_dataset<float>(images, labels); });
+  getrusage(RUSAGE_SELF, &u);
+  CHECK(has(msg, images.string()));
+  CHECK(has(msg, "truncated: header promises 245760000 payload bytes (60000 x 64 x 64), the decompressed data end "
+                 "after 12288"));
+  MESSAGE("peak resident set grew by " << u.ru_maxrss - before << " KiB for images that promise 983 MB as floats");
+  CHECK(u.ru_maxrss - before < 64 * 1024);
+}
+
+TEST_CASE("load_fashion_mnist takes IdxLimits and checks the files it streams") {
+  fg::test::Scratch s;
+  const Bytes pixels = pattern(3 * 28 * 28, 1);
+  write_file(s.dir / "t10k-images-idx3-ubyte.gz", idx_file({3, 28, 28}, pixels), true);
+  write_file(s.dir / "t10k-labels-idx1-ubyte.gz", idx_file({3}, {9, 0, 4}), true);
+  const auto d = fg::data::load_fashion_mnist<float>(fg::data::Split::test, s.dir);
+  CHECK(d.size() == 3);
+  CHECK(d.classes() == 10);
+  CHECK(d.labels()(0) == 9);
+  CHECK(d.images()(2, 0, 27, 27) == fg::data::detail::byte_to_unit<float>(pixels.back()));
+
+  std::string msg = io_error_of(
+      [&] { (void)fg::data::load_fashion_mnist<float>(fg::data::Split::test, s.dir, {.max_bytes = 1000}); });
+  CHECK(has(msg, (s.dir / "t10k-images-idx3-ubyte.gz").string()));
+  CHECK(has(msg, "header promises 3 x 28 x 28 = 2352 bytes, above the limit of 1000 bytes (IdxLimits::max_bytes"));
+  CHECK(fg::data::load_fashion_mnist<double>(fg::data::Split::test, s.dir, {.max_bytes = 2352}).size() == 3);
+
+  // The plain file is read when there is no .gz; its size is checked against its header.
+  std::filesystem::remove(s.dir / "t10k-images-idx3-ubyte.gz");
+  const auto plain =
+      write_file(s.dir / "t10k-images-idx3-ubyte", idx_file({3, 27, 28}, pattern(3 * 27 * 28, 1)), false);
+  msg = io_error_of([&] { (void)fg::data::load_fashion_mnist<float>(fg::data::Split::test, s.dir); });
+  CHECK(has(msg, plain.string()));
+  CHECK(has(msg, "expected 28 x 28 Fashion-MNIST images, found 27 x 28"));
+  write_file(plain, idx_file({4, 28, 28}, pattern(4 * 28 * 28, 1)), false);
+  msg = io_error_of([&] { (void)fg::data::load_fashion_mnist<float>(fg::data::Split::test, s.dir); });
+  CHECK(has(msg, "has 3 labels but " + plain.string() + " has 4 images"));
+}
+
 TEST_CASE("Fashion-MNIST: the directory, the error without the files, the real test split") {
   const char* saved = std::getenv("FORGERY_FASHION_MNIST");
   const std::string saved_value = saved ? saved : "";
@@ -286,6 +454,9 @@ TEST_CASE("Fashion-MNIST: the directory, the error without the files, the real t
   const auto [lo, hi] = std::minmax_element(test.images().begin(), test.images().end());
   CHECK(*lo == -1.0f);
   CHECK(*hi == 1.0f);
+  // Scaled as it is decompressed, the same as scaling the bytes read whole.
+  const auto pair = fg::data::load_idx_pair(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz");
+  CHECK(same_dataset(test, ImageDataset<float>(pair.images, pair.labels, 10)));
 }
 
 } // namespace

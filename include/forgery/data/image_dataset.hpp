@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <filesystem>
+#include <new>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -27,6 +30,58 @@ namespace detail {
 template <class S>
 constexpr S byte_to_unit(std::uint8_t b) noexcept {
   return static_cast<S>(static_cast<double>(b) / 127.5 - 1.0);
+}
+
+/// byte_to_unit of every byte, for converting a payload with one look-up per pixel.
+template <class S>
+std::array<S, 256> byte_to_unit_table() noexcept {
+  std::array<S, 256> table{};
+  for (int b = 0; b < 256; ++b) table[static_cast<std::size_t>(b)] = byte_to_unit<S>(static_cast<std::uint8_t>(b));
+  return table;
+}
+
+/// The (N, C, H, W) shape of IDX images, N x H x W (one channel) or N x C x H x W; throws
+/// io_error naming `name` for another dimension count.
+inline std::array<std::size_t, 4> idx_image_shape(const std::string& name, const std::vector<std::size_t>& dims) {
+  if (dims.size() == 3) return {dims[0], 1, dims[1], dims[2]};
+  if (dims.size() == 4) return {dims[0], dims[1], dims[2], dims[3]};
+  throw io_error(name, "expected images with 3 (N x H x W) or 4 (N x C x H x W) dimensions, found " +
+                           std::to_string(dims.size()) + " (" + dims_string(dims) + ")");
+}
+
+/// The payload of `in` (its header read: 3 or 4 dimensions) scaled to [-1, 1] as it is
+/// decoded, 64 KiB at a time, straight into the tensor: the bytes are never held whole next
+/// to the scaled images. The tensor is allocated (uninitialised) once the header has passed
+/// the limit and written as the data arrive, so a header that promises more than the file
+/// holds costs address space, not memory.
+template <class S>
+xt::xtensor<S, 4> read_idx_scaled(IdxReader& in) {
+  const std::array<std::size_t, 4> shape = idx_image_shape(in.name(), in.dims());
+  const std::uint64_t total = in.payload_bytes();
+  const std::string what = std::string("the images as ") + (sizeof(S) == 4 ? "float" : "double");
+  xt::xtensor<S, 4> images;
+  try {
+    images = xt::xtensor<S, 4>::from_shape(shape);
+  } catch (const std::bad_alloc& e) {
+    throw in.cannot_allocate(total * sizeof(S), what, e.what());
+  } catch (const std::length_error& e) {
+    throw in.cannot_allocate(total * sizeof(S), what, e.what());
+  }
+  try {
+    const std::array<S, 256> table = byte_to_unit_table<S>();
+    std::vector<std::uint8_t> chunk(static_cast<std::size_t>(std::min<std::uint64_t>(total, 1 << 16)));
+    S* dst = images.data();
+    for (std::uint64_t done = 0; done < total;) {
+      const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(total - done, chunk.size()));
+      in.read_payload(chunk.data(), piece);
+      for (std::size_t i = 0; i < piece; ++i) dst[done + i] = table[chunk[i]];
+      done += piece;
+    }
+    in.finish();
+  } catch (const std::bad_alloc&) {
+    throw io_error(in.name(), "out of memory while reading the IDX file");
+  }
+  return images;
 }
 
 /// Consecutive 32-bit words of a Philox stream, and exact uniform integers drawn from them.
@@ -112,20 +167,15 @@ public:
   /// label + 1. Throws io_error naming the file when counts differ or a label is too large.
   ImageDataset(const IdxArray& images, const IdxArray& labels, index_t classes = 0) : images_(scale(images)) {
     check_images();
-    if (labels.dims.size() != 1 || labels.count() != images.count() || labels.bytes.size() != labels.count())
-      throw io_error(detail::idx_name(labels), "expected " + std::to_string(images.count()) +
-                                                   " labels (one per image of " + detail::idx_name(images) +
-                                                   "), found dimensions " + detail::dims_string(labels.dims));
-    const std::uint8_t largest = *std::max_element(labels.bytes.begin(), labels.bytes.end());
-    classes_ = classes > 0 ? classes : index_t{largest} + 1;
-    labels_ = label_tensor::from_shape({labels.count()});
-    for (std::size_t i = 0; i < labels.count(); ++i) {
-      if (labels.bytes[i] >= classes_)
-        throw io_error(detail::idx_name(labels), "label " + std::to_string(labels.bytes[i]) + " at index " +
-                                                     std::to_string(i) + " is not below the class count " +
-                                                     std::to_string(classes_));
-      labels_(i) = labels.bytes[i];
-    }
+    set_labels(labels, classes, " of " + detail::idx_name(images));
+  }
+
+  /// Labelled images already scaled (see load_idx_dataset) with labels from IDX bytes.
+  /// `classes` = 0 takes the largest label + 1. Throws io_error naming the label file when
+  /// the counts differ or a label is too large.
+  ImageDataset(image_tensor images, const IdxArray& labels, index_t classes = 0) : images_(std::move(images)) {
+    check_images();
+    set_labels(labels, classes, "");
   }
 
   [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(images_.shape()[0]); }
@@ -214,26 +264,36 @@ private:
   ImageDataset() = default;
 
   static image_tensor scale(const IdxArray& a) {
-    std::array<std::size_t, 4> shape{};
-    if (a.dims.size() == 3)
-      shape = {a.dims[0], 1, a.dims[1], a.dims[2]};
-    else if (a.dims.size() == 4)
-      shape = {a.dims[0], a.dims[1], a.dims[2], a.dims[3]};
-    else
-      throw io_error(detail::idx_name(a), "expected images with 3 (N x H x W) or 4 (N x C x H x W) dimensions, found " +
-                                              std::to_string(a.dims.size()) + " (" + detail::dims_string(a.dims) + ")");
+    const std::array<std::size_t, 4> shape = detail::idx_image_shape(detail::idx_name(a), a.dims);
     std::size_t n = 1;
     for (const std::size_t d : shape) n *= d;
     if (n != a.bytes.size())
       throw io_error(detail::idx_name(a), "dimensions " + detail::dims_string(a.dims) + " need " + std::to_string(n) +
                                               " bytes, the array has " + std::to_string(a.bytes.size()));
-    std::array<S, 256> table{};
-    for (int b = 0; b < 256; ++b)
-      table[static_cast<std::size_t>(b)] = detail::byte_to_unit<S>(static_cast<std::uint8_t>(b));
+    const std::array<S, 256> table = detail::byte_to_unit_table<S>();
     auto t = image_tensor::from_shape(shape);
     S* dst = t.data();
     for (std::size_t i = 0; i < n; ++i) dst[i] = table[a.bytes[i]];
     return t;
+  }
+
+  // `of_images` completes "expected N labels (one per image...)" with the image file's name.
+  void set_labels(const IdxArray& labels, index_t classes, const std::string& of_images) {
+    const auto count = static_cast<std::size_t>(size());
+    if (labels.dims.size() != 1 || labels.count() != count || labels.bytes.size() != labels.count())
+      throw io_error(detail::idx_name(labels), "expected " + std::to_string(count) + " labels (one per image" +
+                                                   of_images + "), found dimensions " +
+                                                   detail::dims_string(labels.dims));
+    const std::uint8_t largest = *std::max_element(labels.bytes.begin(), labels.bytes.end());
+    classes_ = classes > 0 ? classes : index_t{largest} + 1;
+    labels_ = label_tensor::from_shape({labels.count()});
+    for (std::size_t i = 0; i < labels.count(); ++i) {
+      if (labels.bytes[i] >= classes_)
+        throw io_error(detail::idx_name(labels), "label " + std::to_string(labels.bytes[i]) + " at index " +
+                                                     std::to_string(i) + " is not below the class count " +
+                                                     std::to_string(classes_));
+      labels_(i) = labels.bytes[i];
+    }
   }
 
   void check_images() const {
@@ -278,6 +338,23 @@ private:
   label_tensor labels_;
   index_t classes_ = 0;
 };
+
+/// Loads an IDX image file (N x H x W, or N x C x H x W) and its label file (N) as an
+/// ImageDataset, scaling the image bytes to [-1, 1] as they are decoded: peak memory is the
+/// scaled images, not the scaled images plus the bytes as ImageDataset(load_idx_pair(...))
+/// needs. `classes` = 0 takes the largest label + 1. The label count is checked against the
+/// image header before the images are read. Throws io_error naming the file, as read_idx
+/// and the ImageDataset constructors do.
+/// \tparam S the scalar type of the images.
+template <class S>
+ImageDataset<S> load_idx_dataset(const std::filesystem::path& images, const std::filesystem::path& labels,
+                                 index_t classes = 0, const IdxLimits& limits = {}) {
+  const IdxArray label_bytes = load_idx_labels(labels, limits);
+  detail::IdxReader in(images, limits);
+  detail::idx_image_shape(in.name(), in.dims());
+  detail::check_one_label_per_image(in.name(), in.dims().front(), labels.string(), label_bytes.count());
+  return ImageDataset<S>(detail::read_idx_scaled<S>(in), label_bytes, classes);
+}
 
 /// Epochs over an ImageDataset: each epoch visits every image exactly once, in an order
 /// drawn by Fisher-Yates from the Philox stream keyed by (seed, stream, epoch); batches are
