@@ -175,6 +175,35 @@ void idx_seeds() {
   std::string corrupt = gz;
   corrupt[corrupt.size() / 2] ^= 0x55;
   write(dir, "corrupt_stream.idx.gz", corrupt);
+
+  // gzip members, each with a trailer (CRC-32, length) to check, and what may follow them.
+  const std::string labels = idx(0x08, {10}, 10);
+  const std::string member = gzip(labels);
+  for (const std::size_t n : {1, 8})
+    write(dir, "cut_" + std::to_string(n) + ".idx.gz", member.substr(0, member.size() - n));
+  std::string crc = member;
+  crc[crc.size() - 8] ^= 0x01;
+  write(dir, "crc_flipped.idx.gz", crc);
+  std::string isize = member;
+  isize[isize.size() - 4] ^= 0x01;
+  write(dir, "isize_flipped.idx.gz", isize);
+  write(dir, "two_members.idx.gz", gzip(labels.substr(0, 6)) + gzip(labels.substr(6)));
+  write(dir, "empty_member_after.idx.gz", member + gzip(""));
+  write(dir, "second_member_cut.idx.gz", gzip(labels.substr(0, 6)) + gzip(labels.substr(6)).substr(0, 20));
+  write(dir, "trailing_garbage.idx.gz", member + "garbage");
+  write(dir, "trailing_zeros.idx.gz", member + std::string(16, '\0'));
+
+  // Inputs that fuzz_idx wraps in gzip itself (see its header): a control byte (bit 0: two
+  // members, bit 1: coded rather than stored, bits 2-4: the damage, bit 7 set so that it is
+  // neither 00 nor 1f), a parameter byte, then the content. One per damage.
+  const char* damages[] = {"none", "crc_bit", "isize_bit", "cut", "garbage", "data_bit", "empty_member", "zeros"};
+  for (int d = 0; d < 8; ++d)
+    for (const int members : {1, 2}) {
+      const auto control = static_cast<char>(0x80 | (members - 1) | 2 | (d << 2));
+      write(dir, std::string("wrap_") + damages[d] + "_" + std::to_string(members) + ".bin",
+            std::string{control, static_cast<char>(0x5b)} + images);
+    }
+  write(dir, "wrap_stored_labels.bin", std::string{static_cast<char>(0x80), 0} + labels);
 }
 
 // --- .npy ----------------------------------------------------------------------------------
