@@ -5,8 +5,10 @@
 #include "../support.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -14,6 +16,8 @@
 #include <vector>
 
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "forgery/forgery.hpp"
 
@@ -46,6 +50,69 @@ std::string error_of(Fn&& fn) {
     return e.what();
   }
   return "";
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The bytes of `good` with record `victim` replaced by what change(writer, record) adds.
+template <class Change>
+std::string rebuild_with(const fg::io::CheckpointFile& good, const std::string& victim, Change change) {
+  fg::io::CheckpointWriter w;
+  for (const auto& r : good.records()) {
+    if (r.name == victim) {
+      change(w, r);
+      continue;
+    }
+    switch (r.type) {
+    case fg::io::RecordType::text:
+      w.add_text(r.name, good.text(r.name));
+      break;
+    case fg::io::RecordType::f32: {
+      const auto v = good.array<float>(r.name);
+      w.add(r.name, v.data(), v.size());
+      break;
+    }
+    case fg::io::RecordType::f64: {
+      const auto v = good.array<double>(r.name);
+      w.add(r.name, v.data(), v.size());
+      break;
+    }
+    case fg::io::RecordType::i64: {
+      const auto v = good.array<std::int64_t>(r.name);
+      w.add(r.name, v.data(), v.size());
+      break;
+    }
+    case fg::io::RecordType::u64: {
+      const auto v = good.array<std::uint64_t>(r.name);
+      w.add(r.name, v.data(), v.size());
+      break;
+    }
+    }
+  }
+  return w.bytes();
+}
+
+// `good` with value `at` of the f32 record `victim` set to `value`.
+std::string poisoned(const fg::io::CheckpointFile& good, const std::string& victim,
+                     float value = std::numeric_limits<float>::quiet_NaN(), std::size_t at = 0) {
+  return rebuild_with(good, victim, [&](fg::io::CheckpointWriter& w, const fg::io::RecordInfo& r) {
+    auto v = good.array<float>(r.name);
+    v.at(at) = value;
+    w.add(r.name, v.data(), v.size());
+  });
+}
+
+std::string read_log(std::FILE* log) {
+  std::rewind(log);
+  std::string text;
+  for (int c; (c = std::fgetc(log)) != EOF;) text.push_back(static_cast<char>(c));
+  return text;
+}
+
+long peak_rss_kib() {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
 }
 
 // ---- the container format --------------------------------------------------------------
@@ -320,6 +387,95 @@ TEST_CASE("a checkpoint with one bad record is rejected whole") {
                   "step counters are inconsistent");
 }
 
+// A file whose state is not finite would only diverge again, and a rollback would return to
+// it again and again: it is refused like a damaged one.
+TEST_CASE("a checkpoint holding a non-finite parameter, moment, EMA or layer state is refused on load") {
+  const auto data = forgery::test::resume_images();
+  ResumeTrainer a(forgery::test::resume_config());
+  fg::data::ShuffledBatches<float> batches(data);
+  a.fit(batches, 1);
+  const fg::io::CheckpointFile good(state_of(a), "good");
+  std::vector<std::string> victims{"generator/params", "discriminator/params", "generator/optimizer/exp_avg",
+                                   "discriminator/optimizer/exp_avg_sq", "generator/ema"};
+  for (const auto& r : good.records())
+    if (r.name.find("/state/") != std::string::npos) victims.push_back(r.name);
+  REQUIRE(victims.size() == 7); // BatchNorm in G, SpectralNorm in D
+  for (const std::string& victim : victims) {
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+      ResumeTrainer t(forgery::test::resume_config());
+      const std::string before = state_of(t);
+      const std::string e =
+          error_of([&] { t.load_checkpoint(fg::io::CheckpointFile(poisoned(good, victim, bad, 1), "nan.fgck")); });
+      INFO(victim << ": " << e);
+      CHECK(has(e, "nan.fgck: checkpoint record '" + victim + "' holds a non-finite value"));
+      CHECK(has(e, "at index 1"));
+      CHECK(state_of(t) == before);
+    }
+  }
+}
+
+// Resume and rollback skip what they cannot use; the error of a run with nothing usable is
+// the newest entry's, naming what it is, never a silent fresh start.
+TEST_CASE("resume skips FIFOs, directories, device links and huge files under checkpoint names") {
+  Scratch s;
+  fg::data::Ring ring;
+  Small a(small_config());
+  a.fit(ring, 3);
+  a.save_checkpoint(fg::io::checkpoint_path(s.dir, 3));
+  REQUIRE(::mkfifo(fg::io::checkpoint_path(s.dir, 400).c_str(), 0600) == 0);
+  std::filesystem::create_directory(fg::io::checkpoint_path(s.dir, 300));
+  std::filesystem::create_symlink("/dev/zero", fg::io::checkpoint_path(s.dir, 200));
+  Small b(small_config());
+  CHECK(b.resume(s.dir) == fg::io::checkpoint_path(s.dir, 3));
+  CHECK(state_of(b) == state_of(a));
+
+  // With only entries that are not files, resume refuses instead of starting afresh.
+  Scratch only;
+  REQUIRE(::mkfifo(fg::io::checkpoint_path(only.dir, 400).c_str(), 0600) == 0);
+  std::filesystem::create_directory(fg::io::checkpoint_path(only.dir, 200));
+  Small c(small_config());
+  const std::string before = state_of(c);
+  const std::string e = error_of([&] { (void)c.resume(only.dir); });
+  CHECK(has(e, "step-000000000400.fgck: not a checkpoint file: it is a FIFO (named pipe)"));
+  CHECK(state_of(c) == before);
+
+  // A sparse 8 GiB file with a consistent header, larger than any checkpoint of this
+  // trainer: refused from its size before it is read, naming its size and the limit.
+  const auto huge = fg::io::checkpoint_path(s.dir, 500);
+  const std::uint64_t size = std::uint64_t{8} << 30;
+  std::string header = fg::io::CheckpointWriter().bytes();
+  fg::io::detail::store_le<std::uint64_t>(header.data() + 16, size - fg::io::checkpoint_header_size);
+  fg::io::detail::store_le<std::uint32_t>(header.data() + 28, fg::io::detail::crc32_of(header.data(), 28));
+  write_bytes(huge, header);
+  std::filesystem::resize_file(huge, size);
+  const auto start = std::chrono::steady_clock::now();
+  const long rss_before = peak_rss_kib();
+  Small d(small_config());
+  const std::string e_huge = error_of([&] { d.load_checkpoint(huge); });
+  CHECK(has(e_huge, huge.string() + ": the checkpoint is 8589934592 bytes, above the limit of " +
+                        std::to_string(d.checkpoint_limits().max_bytes)));
+  CHECK(d.resume(s.dir) == fg::io::checkpoint_path(s.dir, 3));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const long grown_mib = (peak_rss_kib() - rss_before) / 1024;
+  MESSAGE("resume past an 8 GiB sparse checkpoint: " << seconds << " s, peak memory grew by " << grown_mib << " MiB");
+  CHECK(seconds < 2.0);
+  CHECK(grown_mib < 64);
+}
+
+TEST_CASE("a trainer's checkpoint limits hold its own checkpoints, with little room to spare") {
+  auto check = [](const auto& t) {
+    const auto limits = t.checkpoint_limits();
+    const auto file = fg::io::CheckpointFile(t.checkpoint().bytes(), "own");
+    const std::uint64_t bytes = t.checkpoint().bytes().size();
+    CHECK(bytes <= limits.max_bytes);
+    CHECK(limits.max_bytes <= bytes + (1 << 16) + 256);
+    CHECK(file.records().size() <= limits.max_records);
+  };
+  Small small(small_config());
+  check(small);
+  check(ResumeTrainer(forgery::test::resume_config()));
+}
+
 // ---- the NaN/Inf guard ------------------------------------------------------------------
 
 // Sets one critic parameter to NaN after step `at` (once).
@@ -433,6 +589,82 @@ TEST_CASE("on divergence, Checkpoints can roll back, lower the learning rates an
   } always;
   CHECK_THROWS_AS(t2.fit(ring, 12, ck2, always), fg::numeric_error);
   CHECK(ck2.rollbacks() == 2);
+}
+
+// Rollback chooses its file as resume does (one path): past a damaged file and a file with
+// a non-finite state, to the newest good one; with none usable, the divergence propagates.
+TEST_CASE("rollback skips damaged and poisoned checkpoints, and keeps the divergence when none is usable") {
+  Scratch s;
+  fg::callbacks::CheckpointOptions o;
+  o.dir = s.dir;
+  o.every = 3;
+  o.keep = 10;
+  o.on_divergence = fg::OnDivergence::rollback;
+  std::FILE* log = std::tmpfile();
+  REQUIRE(log != nullptr);
+  o.log = log;
+  fg::callbacks::Checkpoints ck(o);
+  fg::data::Ring ring;
+  // After step 7: the step-6 file is damaged, the step-3 file holds a NaN moment, and the
+  // critic diverges at step 8; the good state is the step-0 file.
+  struct Sabotage {
+    std::filesystem::path dir;
+    bool done = false;
+    void on_step(Small& t, const fg::StepStats& st) {
+      if (done || st.step != 7) return;
+      done = true;
+      const auto six = fg::io::checkpoint_path(dir, 6), three = fg::io::checkpoint_path(dir, 3);
+      std::string bytes = read_bytes(six);
+      bytes[bytes.size() / 2] ^= 4;
+      write_bytes(six, bytes);
+      write_bytes(three, poisoned(fg::io::CheckpointFile::read(three), "discriminator/optimizer/exp_avg"));
+      t.discriminator().params()[0] = std::numeric_limits<float>::quiet_NaN();
+    }
+  } sabotage{s.dir, false};
+  Small t(small_config());
+  t.fit(ring, 12, sabotage, ck);
+  CHECK(ck.rollbacks() == 1);
+  CHECK(t.steps_done() == 12);
+  const std::string logged = read_log(log);
+  INFO(logged);
+  CHECK(has(logged, "step-000000000006.fgck: corrupt checkpoint: the payload's CRC-32 does not match"));
+  CHECK(has(logged, "step-000000000003.fgck: checkpoint record 'discriminator/optimizer/exp_avg' holds a non-finite "
+                    "value (nan at index 0)"));
+  CHECK(has(logged, "rolled back to step 0"));
+  std::fclose(log);
+
+  // Nothing usable: the divergence, not a file's error, ends the run.
+  Scratch s2;
+  o.dir = s2.dir;
+  std::FILE* log2 = std::tmpfile();
+  REQUIRE(log2 != nullptr);
+  o.log = log2;
+  fg::callbacks::Checkpoints ck2(o);
+  struct Ruin {
+    std::filesystem::path dir;
+    bool done = false;
+    void on_step(Small& t, const fg::StepStats& st) {
+      if (done || st.step != 4) return;
+      done = true;
+      for (const auto& f : fg::io::list_checkpoints(dir)) write_bytes(f.path, "damaged");
+      t.discriminator().params()[0] = std::numeric_limits<float>::quiet_NaN();
+    }
+  } ruin{s2.dir, false};
+  Small t2(small_config());
+  try {
+    t2.fit(ring, 12, ruin, ck2);
+    FAIL("expected the divergence");
+  } catch (const fg::numeric_error& e) {
+    CHECK(e.step() == 5);
+  }
+  CHECK(ck2.rollbacks() == 0);
+  const std::string logged2 = read_log(log2);
+  INFO(logged2);
+  CHECK(has(logged2, "step-000000000003.fgck: truncated checkpoint"));
+  CHECK(has(logged2, "step-000000000000.fgck: truncated checkpoint"));
+  CHECK(has(logged2, "step 5: discriminator loss is "));
+  CHECK(has(logged2, "no usable checkpoint in"));
+  std::fclose(log2);
 }
 
 // ---- the Checkpoints callback --------------------------------------------------------------

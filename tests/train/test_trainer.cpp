@@ -4,6 +4,7 @@
 #include "../support.hpp"
 
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include <omp.h>
@@ -128,6 +129,25 @@ TEST_CASE("invalid configurations are typed errors naming the field") {
   expect([](auto& c) { c.g_optimizer.lr = -1; }, "Adam.lr");
   expect([](auto& c) { c.d_optimizer.beta1 = 1.0; }, "Adam.beta1");
   expect([](auto& c) { c.batch = -3; }, "Trainer.batch");
+  // Batches whose buffer sizes (batch x features, 2 x batch for the critic) would overflow
+  // or exceed any memory: refused before anything is sized from them.
+  expect([](auto& c) { c.batch = fg::index_t{1} << 62; }, "Trainer.batch");
+  expect([](auto& c) { c.batch = std::numeric_limits<fg::index_t>::max(); }, "Trainer.batch");
+  expect([](auto& c) { c.batch = T::max_batch + 1; }, "Trainer.batch");
+  typename T::Config huge;
+  huge.batch = fg::index_t{1} << 62;
+  const std::string expected =
+      "'Trainer.batch' = 4611686018427387904: expected a batch size from 1 to " + std::to_string(T::max_batch);
+  CHECK_THROWS_WITH_AS(T{huge}, doctest::Contains(expected.c_str()), fg::config_error);
+  CHECK(T::widest_boundary == 6); // SmallD's hidden layer
+  CHECK(T::max_batch == (fg::index_t{1} << 36) / 12);
+
+  // generate() sizes its buffers from the output's batch: refused the same way.
+  T t;
+  float out[2];
+  fg::RandomStream rng{1, 0, 0};
+  CHECK_THROWS_WITH_AS(t.generate(rng, fg::BatchView<float>(out, 2, fg::index_t{1} << 40)),
+                       doctest::Contains("a batch of at most"), fg::shape_error);
 
   // Penalty weights are checked when the Trainer builds its objective.
   using Gp = fg::Trainer<SmallG, SmallD, fg::Objective<fg::loss::Wasserstein, fg::penalty::GradientPenalty>>;

@@ -1,8 +1,8 @@
 // Training that survives: the Checkpoints callback saves the Trainer's whole state every N
 // steps (keeping the newest K files), on SIGINT/SIGTERM, and at the end; on divergence (the
-// Trainer's NaN/Inf guard) it stops, or rolls back to the newest checkpoint with lower
-// learning rates and goes on. A diverged state is never written: the Trainer refuses to
-// checkpoint non-finite values, and on_end is not reached after an unhandled divergence.
+// Trainer's NaN/Inf guard) it stops, or rolls back to the newest usable checkpoint (chosen
+// as Trainer::resume chooses) with lower learning rates and goes on. A diverged state is never written: the Trainer
+// refuses to checkpoint non-finite values, and on_end is not reached after an unhandled divergence.
 #pragma once
 
 #include <algorithm>
@@ -25,7 +25,7 @@ namespace forgery {
 /// gradient).
 enum class OnDivergence {
   stop,    ///< the numeric_error (naming step, network and quantity) propagates out of fit()
-  rollback ///< reload the newest checkpoint, multiply both learning rates by lr_factor, go on
+  rollback ///< reload the newest usable checkpoint, multiply both learning rates by lr_factor, go on
 };
 
 namespace detail {
@@ -104,13 +104,15 @@ public:
   }
 
   /// Rolls back (as configured) and returns true, or returns false to let the error through.
+  /// The file is chosen as Trainer::resume chooses it (Trainer::load_newest_checkpoint):
+  /// the newest usable one, skipping (and logging) damaged files, files with non-finite
+  /// state and entries that are not regular files. With none usable, the divergence
+  /// propagates.
   template <class T>
   bool on_divergence(T& trainer, const numeric_error& e) {
-    const auto all = io::list_checkpoints(opt_.dir);
-    if (opt_.on_divergence != OnDivergence::rollback || rollbacks_ >= opt_.max_rollbacks || all.empty()) {
+    if (opt_.on_divergence != OnDivergence::rollback || rollbacks_ >= opt_.max_rollbacks) {
       if (opt_.log && opt_.on_divergence == OnDivergence::rollback)
-        std::fprintf(opt_.log, "forgery: %s; %s\n", e.what(),
-                     all.empty() ? "no checkpoint to roll back to" : "rollback limit reached, stopping");
+        std::fprintf(opt_.log, "forgery: %s; rollback limit reached, stopping\n", e.what());
       restore_signals();
       return false;
     }
@@ -119,8 +121,14 @@ public:
     static_assert(
         requires { g.lr; }, "fg::callbacks::Checkpoints rollback lowers Config::lr; this optimizer has none.");
     const double g_lr = g.lr * opt_.lr_factor, d_lr = d.lr * opt_.lr_factor;
-    const CheckpointEntry& good = all.back();
-    trainer.load_checkpoint(good.path);
+    const io::NewestCheckpoint found = trainer.load_newest_checkpoint(opt_.dir, opt_.log);
+    if (!found) {
+      if (opt_.log)
+        std::fprintf(opt_.log, "forgery: %s; no usable checkpoint in %s to roll back to\n", e.what(), opt_.dir.c_str());
+      restore_signals();
+      return false;
+    }
+    const CheckpointEntry& good = found.loaded;
     g.lr = std::min(g.lr, g_lr);
     d.lr = std::min(d.lr, d_lr);
     ++rollbacks_;
@@ -157,7 +165,7 @@ private:
 
   bool has_checkpoint_at(long long step) const {
     std::error_code ec;
-    return std::filesystem::exists(io::checkpoint_path(opt_.dir, step), ec);
+    return std::filesystem::is_regular_file(io::checkpoint_path(opt_.dir, step), ec);
   }
 
   static const char* signal_name(int signo) {

@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
+#include <new>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -143,6 +146,24 @@ public:
   static constexpr index_t latent_size = G::input_shape::size;
   static constexpr index_t sample_size = D::input_shape::size;
 
+  /// Most values one buffer sized from the batch may hold (2^36, 256 GiB of floats): a batch
+  /// that needs more is a configuration error, long before a size product overflows.
+  static constexpr index_t max_buffer_values = index_t{1} << 36;
+  /// Values per sample of the widest buffer the Trainer or its networks size from the batch:
+  /// the widest layer boundary of G and D (their inputs and outputs included), at least 2
+  /// (the loss workspace holds 4 per sample of a batch of n, i.e. 2 per critic sample).
+  static constexpr index_t widest_boundary = [] {
+    index_t w = std::max<index_t>(critic_rows, 2);
+    for (index_t x : generator_type::widths) w = std::max(w, x);
+    for (index_t x : discriminator_type::widths) w = std::max(w, x);
+    return w;
+  }();
+  /// The largest batch accepted: the critic runs real and fake as one batch of 2 x batch, so
+  /// 2 x batch x widest_boundary values must fit in max_buffer_values. Every buffer sized
+  /// from the batch (G's input and output, each boundary of both networks, the 2n critic
+  /// batch, labels, loss workspace) is then far from overflowing index_t.
+  static constexpr index_t max_batch = max_buffer_values / (2 * widest_boundary);
+
   /// Run-time settings; every field is validated at construction.
   struct Config {
     index_t batch = 64;                          ///< samples per update
@@ -160,7 +181,12 @@ public:
     bool check_finite = true; ///< throw numeric_error on a non-finite loss
 
     void validate() const {
-      if (batch <= 0) throw config_error("Trainer.batch", std::to_string(batch), "a positive batch size");
+      if (batch <= 0 || batch > max_batch)
+        throw config_error("Trainer.batch", std::to_string(batch),
+                           "a batch size from 1 to " + std::to_string(max_batch) + " (2 x batch x " +
+                               std::to_string(widest_boundary) +
+                               " values, real and fake at the widest layer boundary of G and D, must stay within "
+                               "2^36)");
       if (n_critic <= 0) throw config_error("Trainer.n_critic", std::to_string(n_critic), "at least 1");
       if (!(ema_decay >= 0 && ema_decay < 1))
         throw config_error("Trainer.ema_decay", std::to_string(ema_decay), "a value in [0, 1) (0 disables the EMA)");
@@ -314,6 +340,11 @@ private:
       throw shape_error("Trainer::generate output", std::to_string(sample_size) + " features per sample",
                         std::to_string(out.features()));
     const index_t n = out.batch();
+    if (n > max_buffer_values / widest_boundary)
+      throw shape_error("Trainer::generate output",
+                        "a batch of at most " + std::to_string(max_buffer_values / widest_boundary) +
+                            " samples (its buffers must stay within 2^36 values)",
+                        std::to_string(n) + " samples");
     gen_z_.resize(latent_size * n);
     B::fill_normal(latent_size * n, gen_z_.data(), rng, S(0), S(1));
     const bool use_ema = weights == Weights::ema && !ema_.empty();
@@ -417,7 +448,10 @@ public:
     auto d_cfg = d_opt_.config();
     const long long g_opt_steps = check_network(file, "generator", g_, g_opt_, g_cfg);
     const long long d_opt_steps = check_network(file, "discriminator", d_, d_opt_, d_cfg);
-    if (!ema_.empty()) file.require_array<S>("generator/ema", static_cast<std::uint64_t>(ema_.size()));
+    if (!ema_.empty()) {
+      file.require_array<S>("generator/ema", static_cast<std::uint64_t>(ema_.size()));
+      file.require_finite("generator/ema");
+    }
     // Commit.
     read_network(file, "generator", g_, g_opt_, g_cfg, g_opt_steps);
     read_network(file, "discriminator", d_, d_opt_, d_cfg, d_opt_steps);
@@ -428,29 +462,91 @@ public:
     stats_.step = steps_;
   }
 
-  /// Reads and loads a checkpoint file (see load_checkpoint(const io::CheckpointFile&)).
+  /// Reads and loads a checkpoint file (see load_checkpoint(const io::CheckpointFile&)),
+  /// within `limits` and within checkpoint_limits(): a file larger than any checkpoint of
+  /// this trainer is refused before it is read.
   void load_checkpoint(const std::filesystem::path& path, const io::CheckpointLimits& limits = {}) {
-    load_checkpoint(io::CheckpointFile::read(path, limits));
+    io::CheckpointLimits within = checkpoint_limits();
+    if (limits.max_bytes < within.max_bytes) {
+      within.max_bytes = limits.max_bytes;
+      within.max_bytes_source = limits.max_bytes_source;
+    }
+    within.max_records = std::min(within.max_records, limits.max_records);
+    const io::CheckpointFile file = io::CheckpointFile::read(path, within);
+    try {
+      load_checkpoint(file);
+    } catch (const std::bad_alloc&) {
+      throw io_error(path.string(), "out of memory while loading the checkpoint");
+    }
   }
 
-  /// Loads the newest loadable checkpoint in `dir` (files named by io::checkpoint_path) and
-  /// returns its path; returns an empty path and changes nothing when `dir` has none. A
-  /// newest file that cannot be read is reported on stderr and the next older one is tried;
-  /// if none loads, the newest one's error is thrown.
+  /// The limits a checkpoint file of this trainer fits in: the size and record count of its
+  /// own checkpoint (the arrays sized by the networks, the text records as it writes them),
+  /// plus 64 KiB and 64 records of room for settings written with other digits or by
+  /// another version.
+  [[nodiscard]] io::CheckpointLimits checkpoint_limits() const {
+    std::uint64_t bytes = io::checkpoint_header_size;
+    std::uint32_t records = 0;
+    auto add = [&](std::string_view name, std::uint64_t data_bytes) {
+      bytes += 2 + name.size() + 2 + 8 + data_bytes;
+      ++records;
+    };
+    add("forgery/version", version_string().size());
+    add("signature/generator", type_name<G>().size());
+    add("signature/discriminator", type_name<D>().size());
+    add("signature/objective", type_name<Obj>().size());
+    add("signature/optimizer", type_name<Opt>().size());
+    add("signature/scalar", std::string_view(io::record_type_name(io::record_type_of<S>())).size());
+    add("config", config_text().size());
+    add("trainer/step", 8);
+    add("trainer/generator_updates", 8);
+    for (const char* r : stream_records) add(r, 3 * 8);
+    auto network = [&](const std::string& prefix, const auto& net_c, const auto& opt) {
+      using Net = std::remove_cvref_t<decltype(net_c)>;
+      auto& net = const_cast<Net&>(net_c); // for_each_state is not const; nothing is modified
+      add(prefix + "/params", sizeof(S) * static_cast<std::uint64_t>(Net::param_count));
+      net.for_each_state([&](std::size_t layer, S*, index_t count) {
+        add(prefix + "/state/" + std::to_string(layer), sizeof(S) * static_cast<std::uint64_t>(count));
+      });
+      add(prefix + "/optimizer/steps", 8);
+      opt.for_each_state([&](const char* buf_name, const auto& buf) {
+        add(prefix + "/optimizer/" + buf_name, sizeof(S) * static_cast<std::uint64_t>(buf.size()));
+      });
+      std::uint64_t cfg = 0;
+      opt.config().fields(
+          [&](const char* field, const auto& v) { cfg += std::strlen(field) + 2 + number_text(v).size(); });
+      add(prefix + "/optimizer/config", cfg);
+    };
+    network("generator", g_, g_opt_);
+    network("discriminator", d_, d_opt_);
+    if (!ema_.empty()) add("generator/ema", sizeof(S) * static_cast<std::uint64_t>(ema_.size()));
+    io::CheckpointLimits limits;
+    limits.max_bytes = bytes + (std::uint64_t{1} << 16);
+    limits.max_records = records + 64;
+    limits.max_bytes_source = "the largest checkpoint this trainer loads: the size of its own plus 64 KiB";
+    return limits;
+  }
+
+  /// Loads the newest usable checkpoint in `dir`: io::load_newest_checkpoint with this
+  /// trainer's load_checkpoint and checkpoint_limits(). Entries that are not regular files,
+  /// damaged or oversized files, and files of another trainer or with non-finite state are
+  /// reported to `log` (unless null) and skipped for the next older one. Changes nothing
+  /// when nothing loads. resume() and the rollback of callbacks::Checkpoints both choose
+  /// through it, so they agree on which file is good.
+  io::NewestCheckpoint load_newest_checkpoint(const std::filesystem::path& dir, std::FILE* log = stderr) {
+    return io::load_newest_checkpoint(
+        dir, [this](const io::CheckpointFile& file) { load_checkpoint(file); }, checkpoint_limits(), log);
+  }
+
+  /// Loads the newest usable checkpoint in `dir` (load_newest_checkpoint, reporting skipped
+  /// entries on stderr) and returns its path. Returns an empty path and changes nothing when
+  /// `dir` holds no entry named as a checkpoint. When entries exist but none is usable (all
+  /// damaged, or a FIFO, directory or device under a checkpoint's name), throws the newest
+  /// entry's io_error instead of starting afresh, so nothing silently discards the run.
   std::filesystem::path resume(const std::filesystem::path& dir) {
-    const auto all = io::list_checkpoints(dir);
-    if (all.empty()) return {};
-    std::exception_ptr first_error;
-    for (auto it = all.rbegin(); it != all.rend(); ++it) {
-      try {
-        load_checkpoint(it->path);
-        return it->path;
-      } catch (const io_error& e) {
-        if (!first_error) first_error = std::current_exception();
-        std::fprintf(stderr, "forgery: cannot resume from %s: %s\n", it->path.c_str(), e.what());
-      }
-    }
-    std::rethrow_exception(first_error);
+    const io::NewestCheckpoint found = load_newest_checkpoint(dir, stderr);
+    if (!found && found.newest_error) std::rethrow_exception(found.newest_error);
+    return found.loaded.path;
   }
 
   /// Asks fit() to return after the step in progress (from a callback or a signal handler's
@@ -585,9 +681,13 @@ private:
   template <class Net, class State, class Cfg>
   long long check_network(const io::CheckpointFile& file, const std::string& prefix, Net& net, State& opt,
                           Cfg& cfg) const {
+    // A non-finite value would only diverge again (and a rollback would return to it).
     file.require_array<S>(prefix + "/params", static_cast<std::uint64_t>(Net::param_count));
+    file.require_finite(prefix + "/params");
     net.for_each_state([&](std::size_t layer, S*, index_t count) {
-      file.require_array<S>(prefix + "/state/" + std::to_string(layer), static_cast<std::uint64_t>(count));
+      const std::string record = prefix + "/state/" + std::to_string(layer);
+      file.require_array<S>(record, static_cast<std::uint64_t>(count));
+      file.require_finite(record);
     });
     const std::int64_t steps = file.i64(prefix + "/optimizer/steps");
     if (steps < 0)
@@ -595,6 +695,7 @@ private:
                                       ", expected a count >= 0");
     opt.for_each_state([&](const char* buf_name, const auto& buf) {
       file.require_array<S>(prefix + "/optimizer/" + buf_name, static_cast<std::uint64_t>(buf.size()));
+      file.require_finite(prefix + "/optimizer/" + buf_name);
     });
     const std::string record = prefix + "/optimizer/config";
     const auto fields = io::parse_fields(file.text(record), file.name(), record);
