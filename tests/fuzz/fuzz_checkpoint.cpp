@@ -4,12 +4,16 @@
 // version, sizes), from a file through CheckpointFile::read (its size limit), and in
 // memory again with the payload size and both CRC-32s recomputed, so that mutations reach
 // the record parser instead of stopping at a checksum. A parsed file must give every record
-// back through the accessors, refuse the wrong accessors with an io_error, and rebuild
-// byte for byte through CheckpointWriter. Any exception that is not a forgery::error, a
-// sanitizer report or a broken invariant is a finding.
+// back through the accessors (require_finite refusing exactly the records with a NaN or an
+// infinity), refuse the wrong accessors with an io_error, and rebuild byte for byte through
+// CheckpointWriter. Any exception that is not a forgery::error, a sanitizer report or a
+// broken invariant is a finding.
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "forgery/io/checkpoint.hpp"
@@ -24,6 +28,17 @@ template <class T>
 void copy_array(const io::CheckpointFile& file, const io::RecordInfo& r, io::CheckpointWriter& out) {
   const std::vector<T> values = file.array<T>(r.name);
   FORGERY_FUZZ_CHECK(values.size() == r.count);
+  if constexpr (std::is_floating_point_v<T>) {
+    // require_finite refuses a record exactly when one of its values is NaN or infinite.
+    bool refused = false;
+    try {
+      file.require_finite(r.name);
+    } catch (const forgery::io_error&) {
+      refused = true;
+    }
+    const bool all_finite = std::all_of(values.begin(), values.end(), [](T v) { return std::isfinite(v); });
+    FORGERY_FUZZ_CHECK(refused == !all_finite);
+  }
   out.add<T>(r.name, values.data(), values.size());
 }
 
