@@ -17,6 +17,37 @@
 
 namespace fg = forgery;
 
+namespace sum_each_terms {
+
+// sum_each's terms: x(o, n, k) and the pair (x, x^2), over an outputs x batch x inner array.
+// Outside the anonymous namespace: nvcc cannot register kernels instantiated on its types.
+template <class S>
+struct Element {
+  const S* x;
+  fg::index_t batch, inner;
+  FORGERY_HOST_DEVICE S operator()(fg::index_t o, fg::index_t n, fg::index_t k) const {
+    return x[(o * batch + n) * inner + k];
+  }
+};
+template <class S>
+struct ElementAndSquare {
+  Element<S> e;
+  FORGERY_HOST_DEVICE fg::kernels::SumPair<S> operator()(fg::index_t o, fg::index_t n, fg::index_t k) const {
+    const S v = e(o, n, k);
+    return {v, v * v};
+  }
+};
+template <class S>
+struct StorePair {
+  S* out;
+  FORGERY_HOST_DEVICE void operator()(fg::index_t o, fg::kernels::SumPair<S> p) const {
+    out[2 * o] = p.first;
+    out[2 * o + 1] = p.second;
+  }
+};
+
+} // namespace sum_each_terms
+
 namespace {
 
 using fg::ConvGeometry;
@@ -228,8 +259,8 @@ ConvGeometry geometry(index_t c, index_t h, index_t w, index_t k, index_t s, ind
   return ConvGeometry{c, h, w, k, s, p, extent(h), extent(w)};
 }
 
-TEST_CASE_TEMPLATE("im2col, col2im, rows_to_images, images_to_rows and channel_sums are bitwise Cpu's", S, float,
-                   double) {
+TEST_CASE_TEMPLATE("im2col, col2im, rows_to_images and images_to_rows are bitwise Cpu's; channel_sums within rounding",
+                   S, float, double) {
   const ConvGeometry geometries[] = {geometry(1, 5, 5, 3, 1, 0), geometry(2, 5, 7, 3, 1, 1),
                                      geometry(3, 7, 6, 4, 2, 1), geometry(2, 6, 5, 3, 2, 2),
                                      geometry(3, 4, 5, 1, 1, 0), geometry(1, 8, 6, 4, 2, 2),
@@ -272,13 +303,59 @@ TEST_CASE_TEMPLATE("im2col, col2im, rows_to_images, images_to_rows and channel_s
         Gpu<S>::images_to_rows(batch, channels, g.pixels(), dimages.data(), drows_back.data(), ld);
         CHECK(same_bits(download(drows_back), rows_back));
 
+        // The device splits each channel's sum over a block's threads (sum_each): another order.
         HostBuffer<S> sums = uniform_host<S>(channels, 3);
         auto dsums = upload(sums);
         Cpu<S>::channel_sums(batch, channels, g.pixels(), images.data(), S(0), sums.data());
         Gpu<S>::channel_sums(batch, channels, g.pixels(), dimages.data(), S(0), dsums.data());
-        CHECK(same_bits(download(dsums), sums));
+        CHECK(max_rel_diff(download(dsums).data(), sums.data(), channels) < cuda_tolerance<S>());
       }
     }
+}
+
+TEST_CASE_TEMPLATE("sum_each: a block per output adds every term once, is repeatable, and finishes each output", S,
+                   float, double) {
+  // Terms from 1 (fewer than a block's threads) to 3 x 300007 (each thread adds many), and
+  // more outputs than one block's turn: every output is written exactly once.
+  const index_t shapes[][3] = {{1, 1, 1}, {3, 1, 5}, {7, 4, 49}, {2, 3, 300007}, {9000, 2, 3}};
+  for (const auto& shape : shapes) {
+    const index_t outputs = shape[0], batch = shape[1], inner = shape[2], n = outputs * batch * inner;
+    INFO("outputs " << outputs << " batch " << batch << " inner " << inner);
+    // Small integers: every partial sum is exact in float (at most 4 x 900021 < 2^24), so any
+    // order of addition gives the same bits, and a term added twice or lost shows.
+    auto x = uniform_host<S>(n, 11);
+    for (index_t i = 0; i < n; ++i) x[i] = std::round(S(2) * x[i]);
+    const auto dx = upload(x);
+    HostBuffer<S> cpu(2 * outputs);
+    DeviceBuffer<S> gpu(2 * outputs), again(2 * outputs);
+    const sum_each_terms::Element<S> cpu_term{x.data(), batch, inner}, gpu_term{dx.data(), batch, inner};
+    Cpu<S>::template sum_each<fg::kernels::SumPair<S>>(
+        outputs, batch, inner, sum_each_terms::ElementAndSquare<S>{cpu_term}, sum_each_terms::StorePair<S>{cpu.data()});
+    Gpu<S>::template sum_each<fg::kernels::SumPair<S>>(
+        outputs, batch, inner, sum_each_terms::ElementAndSquare<S>{gpu_term}, sum_each_terms::StorePair<S>{gpu.data()});
+    Gpu<S>::template sum_each<fg::kernels::SumPair<S>>(outputs, batch, inner,
+                                                       sum_each_terms::ElementAndSquare<S>{gpu_term},
+                                                       sum_each_terms::StorePair<S>{again.data()});
+    const auto got = download(gpu);
+    CHECK(same_bits(got, cpu));
+    CHECK(same_bits(download(again), got));
+
+    // ScaleAdd with beta 1 adds to what is there; beta 0 ignores it (NaN included).
+    HostBuffer<S> base(outputs);
+    for (index_t o = 0; o < outputs; ++o) base[o] = S(o % 5);
+    auto dbase = upload(base);
+    Gpu<S>::template sum_each<S>(outputs, batch, inner, gpu_term, fg::kernels::ScaleAdd<S>{S(1), dbase.data()});
+    const auto added = download(dbase);
+    HostBuffer<S> nan(outputs);
+    for (index_t o = 0; o < outputs; ++o) nan[o] = std::numeric_limits<S>::quiet_NaN();
+    auto dnan = upload(nan);
+    Gpu<S>::template sum_each<S>(outputs, batch, inner, gpu_term, fg::kernels::ScaleAdd<S>{S(0), dnan.data()});
+    const auto overwritten = download(dnan);
+    for (index_t o = 0; o < outputs; ++o) {
+      CHECK(static_cast<double>(added[o]) == doctest::Approx(static_cast<double>(base[o] + got[2 * o])).epsilon(1e-6));
+      CHECK(overwritten[o] == got[2 * o]);
+    }
+  }
 }
 
 // ---- Philox fills ------------------------------------------------------------------------

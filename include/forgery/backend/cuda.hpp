@@ -196,6 +196,25 @@ __global__ void reduce_final_kernel(index_t count, const S* partial, S* out) {
 }
 static_assert(reduce_blocks <= block_threads, "the final reduction is one block");
 
+// sum_each: block b takes outputs b, b + gridDim.x, ...; for each, thread t adds the terms
+// i = t, t + T, t + 2T, ... (i = n * inner + k) in order, then the block's lanes are added in
+// a fixed tree and thread 0 finishes the output. The grouping depends on batch * inner only.
+template <class Acc, class Term, class Finish>
+__global__ void sum_each_kernel(index_t outputs, index_t batch, index_t inner, Term term, Finish finish) {
+  __shared__ alignas(Acc) unsigned char storage[block_threads * sizeof(Acc)];
+  Acc* const lane = reinterpret_cast<Acc*>(storage);
+  const index_t count = batch * inner;
+  for (index_t o = blockIdx.x; o < outputs; o += gridDim.x) {
+    Acc acc{};
+    for (index_t i = threadIdx.x; i < count; i += block_threads) acc += term(o, i / inner, i % inner);
+    lane[threadIdx.x] = acc;
+    __syncthreads();
+    block_tree_sum(lane);
+    if (threadIdx.x == 0) finish(o, lane[0]);
+    __syncthreads(); // lane is refilled for the next output
+  }
+}
+
 template <class S>
 struct SumTerm {
   const S* x;
@@ -326,6 +345,23 @@ struct Cuda : OpSet<Cuda<S>, S> {
     else
       FORGERY_CUDA_CHECK(
           cublasDgemm(cuda_detail::cublas(), opa, opb, im, in, ik, &alpha, a, ilda, b, ildb, &beta, c, ildc));
+#if defined(FORGERY_CUDA_SYNC_CHECK)
+    synchronize();
+#endif
+  }
+
+  /// OpSet::sum_each with a block of threads per output (a grid-stride loop over outputs),
+  /// instead of one thread adding a whole output's terms: a BatchNorm channel or a
+  /// convolution's bias gradient sums batch x positions values (OpSet's channel_sums comes here too). Deterministic:
+  /// the grouping depends on batch * inner only. Asynchronous, as for_each.
+  template <class Acc, class Term, class Finish>
+  static void sum_each(index_t outputs, index_t batch, index_t inner, Term term, Finish finish) {
+    static_assert(std::is_trivially_copyable_v<Term> && std::is_trivially_copyable_v<Finish>,
+                  "backend::Cuda::sum_each: the functors are copied to the device.");
+    if (outputs <= 0) return;
+    const auto blocks = static_cast<unsigned>(outputs < cuda_detail::max_blocks ? outputs : cuda_detail::max_blocks);
+    cuda_detail::sum_each_kernel<Acc><<<blocks, cuda_detail::block_threads>>>(outputs, batch, inner, term, finish);
+    FORGERY_CUDA_CHECK(cudaGetLastError());
 #if defined(FORGERY_CUDA_SYNC_CHECK)
     synchronize();
 #endif

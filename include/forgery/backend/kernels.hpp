@@ -433,22 +433,49 @@ struct ImagesToRows {
   }
 };
 
-/// out[c] = beta * out[c] + sum over samples and pixels of images_j(c, p), summed sample by
-/// sample in pixel order: one index per channel (a convolution's bias gradient).
+/// One index per output o: acc = the sum of term(o, n, k) over n in [0, batch) and k in
+/// [0, inner), n-major, then finish(o, acc). The host backends' form of OpSet::sum_each; a
+/// device backend splits each sum over a block of threads instead (backend::Cuda).
+template <class Acc, class Term, class Finish>
+struct SumEach {
+  index_t batch, inner;
+  Term term;
+  Finish finish;
+  FORGERY_HOST_DEVICE void operator()(index_t o) const {
+    Acc acc{};
+    for (index_t n = 0; n < batch; ++n)
+      for (index_t k = 0; k < inner; ++k) acc += term(o, n, k);
+    finish(o, acc);
+  }
+};
+
+/// Two sums carried through one sum_each (BatchNorm's gradient sums).
 template <class S>
-struct ChannelSums {
-  index_t batch, channels, pixels;
+struct SumPair {
+  S first, second;
+  FORGERY_HOST_DEVICE SumPair& operator+=(const SumPair& t) {
+    first += t.first;
+    second += t.second;
+    return *this;
+  }
+};
+
+/// images_j(c, p) as sum_each's term over channels c, samples j and pixels p.
+template <class S>
+struct ChannelValue {
+  index_t channels, pixels;
   const S* images;
+  FORGERY_HOST_DEVICE S operator()(index_t c, index_t j, index_t p) const {
+    return images[(j * channels + c) * pixels + p];
+  }
+};
+
+/// out[o] = beta * out[o] + acc; beta 0 ignores out's old value (NaN included).
+template <class S>
+struct ScaleAdd {
   S beta;
   S* out;
-  FORGERY_HOST_DEVICE void operator()(index_t c) const {
-    S acc = S(0);
-    for (index_t j = 0; j < batch; ++j) {
-      const S* src = images + (j * channels + c) * pixels;
-      for (index_t p = 0; p < pixels; ++p) acc += src[p];
-    }
-    out[c] = (beta == S(0) ? S(0) : beta * out[c]) + acc;
-  }
+  FORGERY_HOST_DEVICE void operator()(index_t o, S acc) const { out[o] = (beta == S(0) ? S(0) : beta * out[o]) + acc; }
 };
 
 } // namespace forgery::kernels

@@ -67,9 +67,20 @@ struct OpSet {
   static void images_to_rows(index_t batch, index_t channels, index_t pixels, const S* images, S* rows, index_t ld) {
     Self::for_each(batch * channels, kernels::ImagesToRows<S>{channels, pixels, images, rows, ld}, pixels);
   }
-  /// out[c] = beta * out[c] + sum over samples and pixels of images_j(c, p). Fixed order.
+  /// For each of `outputs` sums, finish(o, acc) with acc = the sum of term(o, n, k) (an Acc:
+  /// value-initialised to zero, added with +=) over n in [0, batch) and k in [0, inner).
+  /// Term and Finish are functors callable on the device (FORGERY_HOST_DEVICE), like
+  /// for_each's. The order is fixed per backend: host backends add n-major, one index per
+  /// output; backend::Cuda gives each output a block whose threads split the terms, then
+  /// adds their partial sums in a fixed tree, the grouping depending on batch * inner only.
+  template <class Acc, class Term, class Finish>
+  static void sum_each(index_t outputs, index_t batch, index_t inner, Term term, Finish finish) {
+    Self::for_each(outputs, kernels::SumEach<Acc, Term, Finish>{batch, inner, term, finish}, batch * inner);
+  }
+  /// out[c] = beta * out[c] + sum over samples and pixels of images_j(c, p) (sum_each's order).
   static void channel_sums(index_t batch, index_t channels, index_t pixels, const S* images, S beta, S* out) {
-    Self::for_each(channels, kernels::ChannelSums<S>{batch, channels, pixels, images, beta, out}, batch * pixels);
+    Self::template sum_each<S>(channels, batch, pixels, kernels::ChannelValue<S>{channels, pixels, images},
+                               kernels::ScaleAdd<S>{beta, out});
   }
   /// n uniform values in (lo, hi); advances `rng` by the blocks used.
   static void fill_uniform(index_t n, S* x, RandomStream& rng, S lo, S hi) {

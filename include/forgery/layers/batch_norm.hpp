@@ -21,37 +21,52 @@ namespace kernels {
 // Element (channel c, position k, sample n) of a batch with `channels` x `spatial` values
 // per sample sits at n * channels * spatial + c * spatial + k.
 
-/// One index per channel: batch mean and inverse standard deviation (biased variance, two
-/// passes in a fixed order), and the running estimates updated with the unbiased variance.
+// Batch statistics, one sum per channel through B::sum_each (element (c, n, k) of a batch
+// whose samples hold `channels` x `spatial` values is x[n * channels * spatial + c * spatial
+// + k]): the mean, then the biased variance about it (two passes), and the running
+// estimates updated with the unbiased variance.
+
+/// x(c, n, k) as sum_each's term.
 template <class S>
-struct BatchNormStatistics {
+struct BatchNormValue {
   const S* x;
-  index_t channels, spatial, batch;
-  S momentum, eps;
+  index_t channels, spatial;
+  FORGERY_HOST_DEVICE S operator()(index_t c, index_t n, index_t k) const {
+    return x[(n * channels + c) * spatial + k];
+  }
+};
+
+/// (x(c, n, k) - mean_c)^2 as sum_each's term.
+template <class S>
+struct BatchNormSquaredDeviation {
+  const S* x;
+  const S* mean;
+  index_t channels, spatial;
+  FORGERY_HOST_DEVICE S operator()(index_t c, index_t n, index_t k) const {
+    const S d = x[(n * channels + c) * spatial + k] - mean[c];
+    return d * d;
+  }
+};
+
+/// mean_c = sum / count.
+template <class S>
+struct BatchNormMean {
+  S count;
   S* mean;
+  FORGERY_HOST_DEVICE void operator()(index_t c, S sum) const { mean[c] = sum / count; }
+};
+
+/// 1/std_c from the sum of squared deviations, and the running estimates.
+template <class S>
+struct BatchNormVariance {
+  S count, momentum, eps;
+  const S* mean;
   S* inv_std;
   S* running_mean;
   S* running_var;
-  FORGERY_HOST_DEVICE void operator()(index_t c) const {
-    const index_t stride = channels * spatial;
-    const S count = static_cast<S>(batch * spatial);
-    S acc = S(0);
-    for (index_t n = 0; n < batch; ++n) {
-      const S* xc = x + n * stride + c * spatial;
-      for (index_t k = 0; k < spatial; ++k) acc += xc[k];
-    }
-    const S mu = acc / count;
-    S sq = S(0);
-    for (index_t n = 0; n < batch; ++n) {
-      const S* xc = x + n * stride + c * spatial;
-      for (index_t k = 0; k < spatial; ++k) {
-        const S d = xc[k] - mu;
-        sq += d * d;
-      }
-    }
-    mean[c] = mu;
+  FORGERY_HOST_DEVICE void operator()(index_t c, S sq) const {
     inv_std[c] = S(1) / std::sqrt(sq / count + eps);
-    running_mean[c] = (S(1) - momentum) * running_mean[c] + momentum * mu;
+    running_mean[c] = (S(1) - momentum) * running_mean[c] + momentum * mean[c];
     running_var[c] = (S(1) - momentum) * running_var[c] + momentum * (sq / (count - S(1)));
   }
 };
@@ -126,34 +141,34 @@ struct BatchNormApply {
   }
 };
 
-/// One index per channel: sum dy and sum dy * x_hat (x_hat = (x - mean) inv_std), kept
-/// for the input gradient and added into dgamma, dbeta when g is not null.
+/// (dy, dy * x_hat) at (c, n, k), x_hat = (x - mean_c) inv_std_c, as sum_each's term.
 template <class S>
-struct BatchNormGradientSums {
+struct BatchNormGradientTerms {
   const S* x;
   const S* dy;
   const S* mean;
   const S* inv_std;
-  index_t channels, spatial, batch;
+  index_t channels, spatial;
+  FORGERY_HOST_DEVICE SumPair<S> operator()(index_t c, index_t n, index_t k) const {
+    const index_t i = (n * channels + c) * spatial + k;
+    return {dy[i], dy[i] * ((x[i] - mean[c]) * inv_std[c])};
+  }
+};
+
+/// Keeps sum dy and sum dy * x_hat for the input gradient, and adds them into dgamma and
+/// dbeta when g is not null.
+template <class S>
+struct BatchNormGradientSums {
+  index_t channels;
   S* sum_dy;
   S* sum_dy_xhat;
   S* g; // dgamma (channels), then dbeta; may be null
-  FORGERY_HOST_DEVICE void operator()(index_t c) const {
-    const index_t stride = channels * spatial;
-    const S mu = mean[c], r = inv_std[c];
-    S s = S(0), sx = S(0);
-    for (index_t n = 0; n < batch; ++n) {
-      const index_t base = n * stride + c * spatial;
-      for (index_t k = 0; k < spatial; ++k) {
-        s += dy[base + k];
-        sx += dy[base + k] * ((x[base + k] - mu) * r);
-      }
-    }
-    sum_dy[c] = s;
-    sum_dy_xhat[c] = sx;
+  FORGERY_HOST_DEVICE void operator()(index_t c, SumPair<S> sums) const {
+    sum_dy[c] = sums.first;
+    sum_dy_xhat[c] = sums.second;
     if (g != nullptr) {
-      g[c] += sx;
-      g[channels + c] += s;
+      g[c] += sums.second;
+      g[channels + c] += sums.first;
     }
   }
 };
@@ -258,11 +273,13 @@ public:
       S* const inv_std = mean + channels;
       const S* const xq = x.data() + q * n * In::size;
       if (batch_statistics_) {
-        B::for_each(channels,
-                    kernels::BatchNormStatistics<S>{xq, channels, spatial, n, static_cast<S>(Momentum),
-                                                    static_cast<S>(Eps), mean, inv_std, running_.data(),
-                                                    running_.data() + channels},
-                    2 * n * spatial);
+        const S count = static_cast<S>(n * spatial);
+        B::template sum_each<S>(channels, n, spatial, kernels::BatchNormValue<S>{xq, channels, spatial},
+                                kernels::BatchNormMean<S>{count, mean});
+        B::template sum_each<S>(
+            channels, n, spatial, kernels::BatchNormSquaredDeviation<S>{xq, mean, channels, spatial},
+            kernels::BatchNormVariance<S>{count, static_cast<S>(Momentum), static_cast<S>(Eps), mean, inv_std,
+                                          running_.data(), running_.data() + channels});
       } else {
         B::for_each(channels, kernels::BatchNormRunningStatistics<S>{running_.data(), running_.data() + channels,
                                                                      static_cast<S>(Eps), mean, inv_std});
@@ -287,10 +304,10 @@ public:
       S* const sum_dy = inv_std + channels;
       S* const sum_dy_xhat = sum_dy + channels;
       const index_t offset = q * n * In::size;
-      B::for_each(channels,
-                  kernels::BatchNormGradientSums<S>{x.data() + offset, dy.data() + offset, mean, inv_std, channels,
-                                                    spatial, n, sum_dy, sum_dy_xhat, g},
-                  2 * n * spatial);
+      B::template sum_each<kernels::SumPair<S>>(
+          channels, n, spatial,
+          kernels::BatchNormGradientTerms<S>{x.data() + offset, dy.data() + offset, mean, inv_std, channels, spatial},
+          kernels::BatchNormGradientSums<S>{channels, sum_dy, sum_dy_xhat, g});
       if (dx.empty()) continue;
       B::for_each(seg.count(n),
                   kernels::BatchNormInputGradient<S>{x.data() + offset, dy.data() + offset, p, mean, inv_std, sum_dy,
