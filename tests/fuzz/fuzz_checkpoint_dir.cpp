@@ -2,7 +2,8 @@
 // the newest usable checkpoint, pruning, and removing the temporaries of killed saves.
 //
 // An input describes a directory, built fresh in a temporary folder for each run:
-//   byte 0       how many checkpoints prune keeps (1 + b % 4)
+//   byte 0       how many checkpoints prune keeps (1 + b % 4), and up to which step
+//                ((b / 4) % 12)
 //   then entries, each: a kind byte, a name byte, and for the kinds with content a length
 //   byte and that many content bytes (cut short by the end of the input).
 //   kind % 8:  0 regular file of the content, 1 the same with a checkpoint header's payload
@@ -135,7 +136,7 @@ void load(const io::CheckpointFile& f) {
   if (f.contains("values")) f.require_finite("values");
 }
 
-void check_directory(const fs::path& dir, const std::vector<Built>& built, std::size_t keep) {
+void check_directory(const fs::path& dir, const std::vector<Built>& built, std::size_t keep, long long up_to) {
   const auto entries = io::list_checkpoint_entries(dir);
   std::size_t named = 0;
   for (const auto& b : built) named += b.step >= 0 ? 1 : 0;
@@ -184,15 +185,19 @@ void check_directory(const fs::path& dir, const std::vector<Built>& built, std::
   for (const auto& b : built) FORGERY_FUZZ_CHECK(present(b.path) == !stale(b));
 
   try {
-    io::prune_checkpoints(dir, keep);
+    io::prune_checkpoints(dir, keep, up_to);
   } catch (const forgery::error& e) {
     forgery::fuzz::refused(e);
     return;
   }
+  // The newest `keep` up to the step stay, and every later one.
+  std::vector<io::CheckpointEntry> expected, candidates;
+  for (const auto& f : files) (f.step > up_to ? expected : candidates).push_back(f);
+  const std::size_t stay = std::min(keep, candidates.size());
+  expected.insert(expected.begin(), candidates.end() - static_cast<std::ptrdiff_t>(stay), candidates.end());
   const auto kept = io::list_checkpoints(dir);
-  FORGERY_FUZZ_CHECK(kept.size() == std::min(keep, files.size()));
-  for (std::size_t i = 0; i < kept.size(); ++i)
-    FORGERY_FUZZ_CHECK(kept[i].path == files[files.size() - kept.size() + i].path);
+  FORGERY_FUZZ_CHECK(kept.size() == expected.size());
+  for (std::size_t i = 0; i < kept.size(); ++i) FORGERY_FUZZ_CHECK(kept[i].path == expected[i].path);
   // Pruning deletes checkpoints only: every other entry is still there.
   for (const auto& b : built)
     if ((b.step < 0 || !b.regular) && !stale(b)) FORGERY_FUZZ_CHECK(present(b.path));
@@ -209,6 +214,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!fs::create_directory(dir, ec)) forgery::fuzz::broken("cannot create the test directory");
 
   const std::size_t keep = 1 + data[0] % 4;
+  const long long up_to = (data[0] / 4) % 12;
   std::vector<Built> built;
   std::size_t at = 1;
   while (at + 2 <= size && built.size() < 16) {
@@ -257,7 +263,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   try {
-    check_directory(dir, built, keep);
+    check_directory(dir, built, keep, up_to);
   } catch (const forgery::error& e) {
     forgery::fuzz::refused(e);
   }

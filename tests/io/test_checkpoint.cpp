@@ -102,6 +102,21 @@ TEST_CASE("an entry that is not a checkpoint never stops the checkpoint director
   CHECK(io::list_checkpoints(s.dir / "absent").empty());
 }
 
+TEST_CASE("pruning up to a step keeps that many of the run's checkpoints, whatever lies beyond") {
+  Scratch s;
+  for (long long step : {5, 10, 15, 20}) write_checkpoint(io::checkpoint_path(s.dir, step), step);
+  { std::ofstream(io::checkpoint_path(s.dir, 900)) << "a stray file under a later step's name"; }
+  io::prune_checkpoints(s.dir, 2, 20);
+  const auto left = io::list_checkpoints(s.dir);
+  REQUIRE(left.size() == 3);
+  CHECK(left[0].step == 15);
+  CHECK(left[1].step == 20);
+  CHECK(left[2].step == 900); // not counted, not deleted
+  io::prune_checkpoints(s.dir, 1);
+  REQUIRE(io::list_checkpoints(s.dir).size() == 1);
+  CHECK(io::list_checkpoints(s.dir)[0].step == 900);
+}
+
 TEST_CASE("only regular files are read as checkpoints; anything else is named, never opened") {
   Scratch s;
   const fs::path fifo = s.dir / "fifo.fgck", dir = s.dir / "dir.fgck", zero = s.dir / "zero.fgck";

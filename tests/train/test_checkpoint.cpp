@@ -713,6 +713,32 @@ TEST_CASE("Checkpoints saves every N steps, keeps the newest K, saves at the end
   CHECK(older.steps_done() == files[0].step);
 }
 
+// A file under a later step's name that resume passed over (here: not a checkpoint at all)
+// must not take the place of the run's own checkpoints when old ones are deleted.
+TEST_CASE("Checkpoints keeps K of the run's own checkpoints beside an unusable later file") {
+  Scratch s;
+  const auto stray = fg::io::checkpoint_path(s.dir, 999);
+  write_bytes(stray, std::string(100, 'x'));
+  fg::callbacks::CheckpointOptions o;
+  o.dir = s.dir;
+  o.every = 5;
+  o.keep = 2;
+  o.log = nullptr;
+  fg::data::Ring ring;
+  Small first(small_config());
+  first.fit(ring, 3);
+  first.save_checkpoint(fg::io::checkpoint_path(s.dir, 3));
+  Small t(small_config());
+  CHECK(t.resume(s.dir) == fg::io::checkpoint_path(s.dir, 3)); // past the stray file
+  fg::callbacks::Checkpoints ck(o);
+  t.fit_until(ring, 15, ck);
+  const auto files = fg::io::list_checkpoints(s.dir);
+  REQUIRE(files.size() == 3);
+  CHECK(files[0].step == 10);
+  CHECK(files[1].step == 15);
+  CHECK(files[2].path == stray);
+}
+
 TEST_CASE("SIGTERM or SIGINT during fit saves a checkpoint and stops after the step") {
   for (int signo : {SIGTERM, SIGINT}) {
     Scratch s;

@@ -641,10 +641,16 @@ inline std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path
   return all;
 }
 
-/// Deletes all but the newest `keep` checkpoints in `dir` (keep >= 1). Entries under a
-/// checkpoint name that are not regular files are not checkpoints: they are left alone.
-inline void prune_checkpoints(const std::filesystem::path& dir, std::size_t keep) {
-  const auto all = list_checkpoints(dir);
+/// Deletes all but the newest `keep` checkpoints in `dir` (keep >= 1) among those of steps up
+/// to `up_to_step`. Files of later steps are neither counted nor deleted: a run that saved
+/// step N and resumed from it did not write them (a file it passed over as unusable, or a
+/// stray one), and counting them would delete the run's good checkpoints to keep them.
+/// Entries under a checkpoint name that are not regular files are not checkpoints: they
+/// are left alone.
+inline void prune_checkpoints(const std::filesystem::path& dir, std::size_t keep,
+                              long long up_to_step = std::numeric_limits<long long>::max()) {
+  auto all = list_checkpoints(dir);
+  std::erase_if(all, [&](const CheckpointEntry& e) { return e.step > up_to_step; });
   if (keep == 0 || all.size() <= keep) return;
   for (std::size_t i = 0; i + keep < all.size(); ++i) {
     std::error_code ec;

@@ -149,13 +149,15 @@ public:
   [[nodiscard]] const std::filesystem::path& last_saved() const noexcept { return last_path_; }
   [[nodiscard]] const CheckpointOptions& options() const noexcept { return opt_; }
 
-  /// Saves the trainer's state now as dir/step-<N>.fgck and deletes the oldest beyond keep.
+  /// Saves the trainer's state now as dir/step-<N>.fgck and deletes the oldest beyond keep
+  /// (io::prune_checkpoints up to step N: files of later steps, which this run passed over
+  /// as unusable, take no place of its own).
   template <class T>
   void save(const T& trainer) {
     const long long step = trainer.steps_done();
     const auto path = io::checkpoint_path(opt_.dir, step);
     trainer.save_checkpoint(path);
-    io::prune_checkpoints(opt_.dir, opt_.keep);
+    io::prune_checkpoints(opt_.dir, opt_.keep, step);
     last_step_ = step;
     last_path_ = path;
   }
