@@ -17,6 +17,22 @@
 
 namespace forgery::data {
 
+namespace detail {
+
+/// The values per sample of a (N, ...) shape: the product of the extents after the first,
+/// with N times it, each step checked. A shape whose product wraps modulo 2^64 (xtensor's
+/// size) would otherwise pass for a few samples of a few values. Throws size_error naming `who`.
+template <class Shape>
+index_t values_per_sample(const Shape& shape, const std::string& who) {
+  index_t features = 1;
+  for (std::size_t axis = 1; axis < shape.size(); ++axis)
+    features = checked_mul(features, checked_index(shape[axis], who + " extent"), who + " values per sample");
+  checked_mul(checked_index(shape[0], who + " samples"), features, who + " samples x values per sample");
+  return features;
+}
+
+} // namespace detail
+
 /// \tparam S the scalar type of the samples. \tparam Rank the tensor rank (2 for (N, F), 4
 /// for (N, C, H, W)); each sample's values are contiguous, as a batch column expects.
 template <class S, std::size_t Rank = 2>
@@ -29,19 +45,11 @@ public:
   /// Takes the samples (row-major, first axis = sample). Throws shape_error when empty,
   /// size_error when the product of the extents does not fit in index_t.
   explicit TensorDataset(tensor_type samples) : samples_(std::move(samples)) {
-    // xtensor's size() is the product of the extents modulo 2^64: a shape whose product wraps
-    // holds far fewer values than its extents promise, so the extents are multiplied here.
-    index_t features = 1;
-    for (std::size_t axis = 1; axis < Rank; ++axis)
-      features = checked_mul(features, checked_index(samples_.shape()[axis], "TensorDataset extent"),
-                             "TensorDataset features per sample");
-    const index_t n = checked_index(samples_.shape()[0], "TensorDataset samples");
-    const index_t values = checked_mul(n, features, "TensorDataset samples x features");
-    if (n == 0 || values == 0)
+    features_ = detail::values_per_sample(samples_.shape(), "TensorDataset");
+    if (samples_.shape()[0] == 0 || features_ == 0)
       throw shape_error("TensorDataset", "at least one sample with at least one value", "an empty tensor");
     if (samples_.shape()[0] >= (std::uint64_t{1} << 32))
       throw shape_error("TensorDataset", "fewer than 2^32 samples", std::to_string(samples_.shape()[0]) + " samples");
-    features_ = features;
   }
 
   [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(samples_.shape()[0]); }
