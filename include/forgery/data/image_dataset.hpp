@@ -21,6 +21,7 @@
 #include "forgery/core/error.hpp"
 #include "forgery/core/philox.hpp"
 #include "forgery/data/idx.hpp"
+#include "forgery/data/tensor_dataset.hpp"
 
 namespace forgery::data {
 
@@ -297,6 +298,9 @@ private:
   }
 
   void check_images() const {
+    // xtensor's size() wraps modulo 2^64, so a shape such as (2, 2^63 + 1, 1, 1) would pass
+    // as 2 values: the extents' product is checked first, as TensorDataset checks its own.
+    detail::values_per_sample(images_.shape(), "ImageDataset");
     if (images_.shape()[0] == 0 || images_.size() == 0)
       throw shape_error("ImageDataset", "at least one image with at least one value",
                         "shape (" + std::to_string(images_.shape()[0]) + ", " + std::to_string(images_.shape()[1]) +
