@@ -332,8 +332,8 @@ public:
     const std::size_t head = static_cast<std::size_t>(std::min<std::uint64_t>(size, checkpoint_header_size));
     if (detail::read_at(fd, header, head, 0, name) != head)
       throw io_error(name, "the file changed size while it was read");
-    // What the header promises is checked against the file's size before the payload is
-    // allocated: a header-sized lie cannot make the reader allocate a claimed size.
+    // The header is checked against the file's size before the payload is allocated: a file
+    // of zeros, of another format, or whose header promises another size, costs 32 bytes.
     if (size >= checkpoint_header_size) check_header(header, size, limits, name);
     std::string bytes;
     try {
