@@ -43,6 +43,32 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
+/// The message of the forgery::error `f` throws; empty when it throws none.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+/// The message of the io_error `f` throws; fails the test for no exception or another type.
+template <class F>
+std::string io_error_of(F&& f) {
+  try {
+    f();
+  } catch (const io_error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL_CHECK("expected an io_error, got: " << e.what());
+    return {};
+  }
+  FAIL_CHECK("expected an io_error, nothing was thrown");
+  return {};
+}
+
 /// A host buffer of n values drawn from N(0, 1) on stream `stream` of `seed`.
 template <class S>
 HostBuffer<S> normal_buffer(index_t n, std::uint64_t seed, std::uint64_t stream = 0) {

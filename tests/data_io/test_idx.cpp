@@ -106,20 +106,7 @@ long peak_rss_kib() {
   return u.ru_maxrss;
 }
 
-// The message of the io_error `f` throws; fails the test for no exception or another type.
-template <class F>
-std::string io_error_of(F&& f) {
-  try {
-    f();
-  } catch (const fg::io_error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("expected an io_error, got: " << e.what());
-    return {};
-  }
-  FAIL_CHECK("expected an io_error, nothing was thrown");
-  return {};
-}
+using fg::test::io_error_of;
 
 TEST_CASE("read_idx reads plain and .gz files back exactly") {
   Scratch s;

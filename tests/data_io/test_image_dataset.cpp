@@ -107,20 +107,7 @@ Bytes read_file(const std::filesystem::path& path) {
   return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// The message of the io_error `f` throws; fails the test for no exception or another type.
-template <class F>
-std::string io_error_of(F&& f) {
-  try {
-    f();
-  } catch (const fg::io_error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("expected an io_error, got: " << e.what());
-    return {};
-  }
-  FAIL_CHECK("expected an io_error, nothing was thrown");
-  return {};
-}
+using fg::test::io_error_of;
 
 template <class S>
 bool same_dataset(const ImageDataset<S>& a, const ImageDataset<S>& b) {

@@ -27,15 +27,7 @@ using fg::test::Scratch;
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const fg::error& e) {
-    return e.what();
-  }
-  return "";
-}
+using fg::test::error_of;
 
 // A valid checkpoint whose "step" record holds `step`.
 void write_checkpoint(const fs::path& path, long long step) {

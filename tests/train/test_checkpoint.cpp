@@ -42,15 +42,7 @@ std::string state_of(const T& t) {
   return t.checkpoint().bytes();
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const fg::error& e) {
-    return e.what();
-  }
-  return "";
-}
+using fg::test::error_of;
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -318,38 +310,7 @@ TEST_CASE("a checkpoint with one bad record is rejected whole") {
   const fg::io::CheckpointFile good(state_of(a), "good");
 
   // Rebuild the file with one record changed; the loader must refuse before changing anything.
-  auto rebuild = [&](const std::string& victim, auto change) {
-    fg::io::CheckpointWriter w;
-    for (const auto& r : good.records()) {
-      if (r.name == victim) {
-        change(w, r);
-        continue;
-      }
-      switch (r.type) {
-      case fg::io::RecordType::text:
-        w.add_text(r.name, good.text(r.name));
-        break;
-      case fg::io::RecordType::f32: {
-        const auto v = good.array<float>(r.name);
-        w.add(r.name, v.data(), v.size());
-        break;
-      }
-      case fg::io::RecordType::i64: {
-        const auto v = good.array<std::int64_t>(r.name);
-        w.add(r.name, v.data(), v.size());
-        break;
-      }
-      case fg::io::RecordType::u64: {
-        const auto v = good.array<std::uint64_t>(r.name);
-        w.add(r.name, v.data(), v.size());
-        break;
-      }
-      case fg::io::RecordType::f64:
-        FAIL("no f64 records expected");
-      }
-    }
-    return w.bytes();
-  };
+  auto rebuild = [&](const std::string& victim, auto change) { return rebuild_with(good, victim, change); };
   auto expect_rejected = [&](const std::string& bytes, const std::string& message) {
     Small t(small_config());
     t.fit(ring, 1);
