@@ -24,8 +24,13 @@ PACKAGES=(
   # The benchmarks' GEMM provider comparison (benchmarks/blas_compare.hpp): OpenBLAS built
   # on OpenMP, so that it shares forgery's thread pool. The library itself needs no BLAS.
   libopenblas-openmp-dev
-  # scripts/conan-test.sh installs Conan from PyPI into a venv.
+  # scripts/conan-test.sh (Conan) and the ONNX tests (onnxruntime) install from PyPI into
+  # venvs.
   python3-venv
+  # ONNX export (forgery/io/onnx.hpp, the forgery::onnx target): libonnx's protobuf classes
+  # and checker, and the protobuf headers and library those classes are built on.
+  libonnx-dev
+  libprotobuf-dev
   # The fuzz preset: clang with libFuzzer and the sanitizer runtimes, and clang's OpenMP
   # (the top-level CMakeLists.txt finds OpenMP in every configuration).
   clang-14
