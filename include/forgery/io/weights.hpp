@@ -63,26 +63,41 @@ inline std::string_view npy_field(const std::string& name, std::string_view dict
   return dict.substr(begin);
 }
 
-/// Parses the header of a .npy file held in `bytes`. Throws io_error naming the file.
-inline NpyHeader parse_npy_header(const std::string& name, std::string_view bytes) {
+/// Where a .npy header's dict lies: it starts at `start` (after the magic, the version and
+/// the header length) and is `length` bytes long.
+struct NpyPreamble {
+  std::size_t start = 0;
+  std::size_t length = 0;
+};
+
+/// Reads the magic, the version and the header length from the first bytes of a .npy file
+/// (all of them, or at least the first 12 where the file has them): a reader can then read
+/// exactly the header before parse_npy_header. Throws io_error naming the file.
+inline NpyPreamble parse_npy_preamble(const std::string& name, std::string_view bytes) {
   constexpr std::string_view magic("\x93NUMPY", 6);
   if (bytes.size() < 10 || bytes.substr(0, 6) != magic)
     throw io_error(name, "not a .npy file: expected the magic \\x93NUMPY, found " + std::to_string(bytes.size()) +
                              (bytes.size() < 10 ? " bytes in all" : " other bytes"));
   const auto major = static_cast<unsigned char>(bytes[6]);
-  std::size_t len = 0, start = 0;
+  std::size_t len = 0;
   if (major == 1) {
     len = static_cast<unsigned char>(bytes[8]) | (std::size_t{static_cast<unsigned char>(bytes[9])} << 8);
-    start = 10;
-  } else if (major == 2 || major == 3) {
+    return {10, len};
+  }
+  if (major == 2 || major == 3) {
     if (bytes.size() < 12)
       throw io_error(name, "truncated .npy header: a version " + std::to_string(major) +
                                " file needs 12 bytes before its header, the file has " + std::to_string(bytes.size()));
     for (int i = 3; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(bytes[8 + static_cast<std::size_t>(i)]);
-    start = 12;
-  } else {
-    throw io_error(name, "unsupported .npy format version " + std::to_string(major) + ": expected 1, 2 or 3");
+    return {12, len};
   }
+  throw io_error(name, "unsupported .npy format version " + std::to_string(major) + ": expected 1, 2 or 3");
+}
+
+/// Parses the header of a .npy file held in `bytes` (the whole file, or at least its
+/// header). Throws io_error naming the file.
+inline NpyHeader parse_npy_header(const std::string& name, std::string_view bytes) {
+  const auto [start, len] = parse_npy_preamble(name, bytes);
   if (bytes.size() < start + len)
     throw io_error(name, "truncated .npy header: it promises " + std::to_string(len) + " bytes, the file has " +
                              std::to_string(bytes.size() - start));
