@@ -152,5 +152,26 @@ expect_refusal loss_zoo --out --out x # loss_zoo writes nothing and takes no --o
 
 expect_refusal custom_loss --steps --steps 10 # takes no options at all
 
+mkdir -p "$scratch/images" "$scratch/empty" "$scratch/text"
+touch "$scratch/text/notes.txt"
+expect_help image_folder_gan --data --channels --size --steps --batch --seed --out --cache --on-bad-file \
+  --progress-every --sample-every --ema --checkpoint-every
+expect_refusal image_folder_gan "--data: a folder of images is required" --steps 10
+expect_refusal image_folder_gan --data --data ""
+expect_refusal image_folder_gan "$scratch/no-such: no such folder" --data "$scratch/no-such"
+expect_refusal image_folder_gan "$file is not a folder" --data "$file"
+expect_refusal image_folder_gan "$scratch/empty: empty folder" --data "$scratch/empty"
+expect_refusal image_folder_gan "no images among the 1 files" --data "$scratch/text"
+expect_refusal image_folder_gan --channels --data "$scratch/images" --channels 2
+expect_refusal image_folder_gan --size --data "$scratch/images" --size 30
+expect_refusal image_folder_gan --steps --data "$scratch/images" --steps -1
+expect_refusal image_folder_gan --batch --data "$scratch/images" --batch 0
+expect_refusal image_folder_gan --batch --data "$scratch/images" --batch $huge_batch
+expect_refusal image_folder_gan --ema --data "$scratch/images" --ema 1
+expect_refusal image_folder_gan --on-bad-file --data "$scratch/images" --on-bad-file ignore
+expect_refusal image_folder_gan --cache --data "$scratch/images" --cache ""
+expect_refusal image_folder_gan "$file/out" --data "$scratch/images" --out "$file/out"
+expect_refusal image_folder_gan --bogus --data "$scratch/images" --bogus
+
 echo "examples.cli: $checked command lines, $failures failures"
 ((failures == 0))
