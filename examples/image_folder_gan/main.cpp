@@ -18,6 +18,9 @@
 #include <forgery/forgery.hpp>
 #include <forgery/io/png.hpp>
 #include <forgery/io/weights.hpp>
+#if defined(FORGERY_EXAMPLE_ONNX) // where libonnx exists (forgery::onnx): generator.onnx too
+#include <forgery/io/onnx.hpp>
+#endif
 
 #include "../common/cli.hpp"
 #include "../fashion_common/dcgan_specs.hpp"
@@ -65,7 +68,8 @@ Options parse(int argc, char** argv) {
       .integer("--batch", o.batch, index_t{1}, index_t{1} << 20, "samples per batch")
       .integer("--seed", o.seed, std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max(),
                "seed of every random draw", "S")
-      .path("--out", o.out, "output directory: grids, log.csv, generator.npy, checkpoints/")
+      .path("--out", o.out,
+            "output directory: grids, log.csv, generator.npy (and generator.onnx where built with ONNX), checkpoints/")
       .path("--cache", o.cache,
             "where the decoded images are cached as .npy: auto (DATA.forgery-cache beside DATA), off, or a directory")
       .choice("--on-bad-file", o.on_bad_file, {"refuse", "skip"},
@@ -172,6 +176,12 @@ int train(const Options& o) {
   }
   save_grid(trainer, o.out / "samples.png", o.seed, C, Side);
   fg::io::save_weights_npy(o.out / "generator.npy", trainer.generator());
+#if defined(FORGERY_EXAMPLE_ONNX)
+  // The generator for inference elsewhere: input "input" (N, 64) noise, output "output"
+  // (N, C*Side*Side) in [-1, 1], ai.onnx opset 17.
+  fg::io::export_onnx(trainer.generator(), o.out / "generator.onnx");
+  std::printf("wrote %s\n", (o.out / "generator.onnx").c_str());
+#endif
   std::printf("\nimage_folder_gan after %lld steps (batch %ld, %.1f s of training, %.3f s/step)\n",
               trainer.steps_done(), static_cast<long>(o.batch), secs,
               secs / static_cast<double>(std::max(1LL, trainer.steps_done() - first_step)));

@@ -18,6 +18,8 @@
 #include "forgery/data/fashion_mnist.hpp"
 #include "forgery/data/idx.hpp"
 #include "forgery/data/image_dataset.hpp"
+#include "forgery/data/image_folder.hpp"
+#include "forgery/data/npy_dataset.hpp"
 #include "forgery/data/tensor_dataset.hpp"
 #include "forgery/data/toy.hpp"
 #include "forgery/io/atomic_file.hpp"
@@ -25,6 +27,7 @@
 #include "forgery/io/output_dir.hpp"
 #include "forgery/io/png.hpp"
 #include "forgery/io/samples.hpp"
+#include "forgery/io/tensorboard.hpp"
 #include "forgery/io/weights.hpp"
 #include "forgery/layers/activation.hpp"
 #include "forgery/layers/batch_norm.hpp"
@@ -55,6 +58,7 @@
 #include "forgery/train/checkpoints.hpp"
 #include "forgery/train/objective.hpp"
 #include "forgery/train/presets.hpp"
+#include "forgery/train/tensorboard.hpp"
 #include "forgery/train/trainer.hpp"
 
 /// Short name used throughout the documentation and examples.

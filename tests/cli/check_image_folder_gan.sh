@@ -26,7 +26,10 @@ rc=$?
 ((rc == 0)) || fail "first run: exit status $rc: $out"
 [[ $out == *"64 images of 3x32x32"* ]] || fail "first run does not report 64 images of 3x32x32: $out"
 [[ $out == *"2 class folders"* ]] || fail "first run does not report the 2 class folders: $out"
-for f in run/samples.png run/samples_000002.png run/samples_000004.png run/generator.npy run/log.csv; do
+# generator.onnx where the example is built with the ONNX export (it then says so in --help).
+onnx_file=""
+[[ $("$exe" --help 2>&1) == *generator.onnx* ]] && onnx_file=run/generator.onnx
+for f in run/samples.png run/samples_000002.png run/samples_000004.png run/generator.npy run/log.csv $onnx_file; do
   [[ -s $f ]] || fail "first run did not write $f"
 done
 [[ -n $(ls run/checkpoints 2>/dev/null) ]] || fail "first run wrote no checkpoint"
