@@ -50,6 +50,7 @@
 #include "forgery/metrics/kid.hpp"
 #include "forgery/metrics/mmd.hpp"
 #include "forgery/metrics/mode_coverage.hpp"
+#include "forgery/nn/residual.hpp"
 #include "forgery/nn/sequential.hpp"
 #include "forgery/optim/optim.hpp"
 #include "forgery/penalty/penalty.hpp"

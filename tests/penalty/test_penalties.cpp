@@ -24,6 +24,11 @@ using fg::RandomStream;
 using Smooth = fg::Sequential<fg::Input<3>, fg::Dense<5>, fg::Tanh, fg::Dense<4>, fg::Sigmoid, fg::Dense<1>>;
 using Leaky = fg::Sequential<fg::Input<3>, fg::Dense<5>, fg::LeakyReLU<>, fg::Dense<4>, fg::LeakyReLU<>, fg::Dense<1>>;
 using Linear = fg::Sequential<fg::Input<3>, fg::Dense<1>>;
+// Blocks: an identity-shortcut residual, a residual with a learned shortcut, a nested
+// Sequential; the penalty's parameter gradient must be exact through all three.
+using Blocks = fg::Sequential<fg::Input<3>, fg::Residual<fg::Sequential<fg::Dense<5>, fg::Tanh, fg::Dense<3>>>,
+                              fg::Residual<fg::Sequential<fg::Dense<4>, fg::Sigmoid>, fg::Dense<4>>,
+                              fg::Sequential<fg::Dense<4>, fg::Tanh>, fg::Dense<1>>;
 
 constexpr index_t features = 3;
 constexpr index_t batch = 4;
@@ -204,6 +209,12 @@ TEST_CASE_TEMPLATE("every penalty's parameter gradient matches finite difference
     gradient_check_case<Smooth, B>("DRAGAN without alpha", dragan_plain, 0.8, 4);
     gradient_check_case<Smooth, B>("R1", r1, 0.8, 5);
     gradient_check_case<Smooth, B>("R2", r2, 0.8, 6);
+  }
+  SUBCASE("critic of residual and nested blocks") {
+    gradient_check_case<Blocks, B>("GP", gp, 0.8, 1);
+    gradient_check_case<Blocks, B>("DRAGAN", dragan, 0.8, 3);
+    gradient_check_case<Blocks, B>("R1", r1, 0.8, 5);
+    gradient_check_case<Blocks, B>("R2", r2, 0.8, 6);
   }
   SUBCASE("LeakyReLU critic") {
     // Seeds chosen so that no finite-difference step crosses a kink (checked inside).

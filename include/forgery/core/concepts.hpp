@@ -85,7 +85,7 @@ concept DualLayer = Layer<L> &&
 /// layer's forward_dual runs and rewrites the same y.
 template <class L>
 concept TangentLayer = DualLayer<L> &&
-    requires(const L& layer, const typename L::scalar* p, ConstBatchView<typename L::scalar> in,
+    requires(L& layer, const typename L::scalar* p, ConstBatchView<typename L::scalar> in,
              BatchView<typename L::scalar> out, const Context& ctx) {
   layer.forward_tangent(p, in, in, in, out, ctx);
 };

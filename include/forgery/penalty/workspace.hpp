@@ -187,8 +187,18 @@ struct tangent_pass_check {
 template <class Layers>
 struct critic_tangent_check;
 template <class... Ls>
+struct critic_tangent_check<std::tuple<Ls...>>;
+
+// A block (nested Sequential, Residual) is checked child by child, so the message names
+// the leaf layer without a tangent pass, at any depth.
+template <class Layer>
+struct layer_tangent_check : tangent_pass_check<Layer> {};
+template <::forgery::detail::hooks::Block Layer>
+struct layer_tangent_check<Layer> : critic_tangent_check<typename Layer::children_type> {};
+
+template <class... Ls>
 struct critic_tangent_check<std::tuple<Ls...>> {
-  static constexpr bool value = (tangent_pass_check<Ls>::value && ...);
+  static constexpr bool value = (layer_tangent_check<Ls>::value && ...);
 };
 
 /// True when every layer of the critic has a tangent pass; a static_assert names the
