@@ -218,6 +218,98 @@ struct BatchNormInputGradient {
 
 namespace detail {
 
+/// The BatchNorm kernels' index space on backend B: host backends take a plane per index, or
+/// runs of 256 features when spatial is 1 (inner loops over contiguous memory); device
+/// backends one element per index (a thread each).
+template <class B>
+constexpr kernels::BatchNormSegments batch_norm_segments(index_t channels, index_t spatial) {
+  if constexpr (!B::host_memory) return {channels, spatial, 0};
+  return {channels, spatial, spatial == 1 ? index_t{256} : index_t{1}};
+}
+
+/// What every batch-normalising layer (BatchNorm, ConditionalBatchNorm) shares: the mode and
+/// statistics groups of the last forward pass, per group and channel the mean and 1/std it
+/// normalised with (the group's own in train mode, the running estimates in eval mode) and
+/// `Extra` more per-channel values for the layer's backward, and the running estimates
+/// (PyTorch's update, unbiased variance), which are the layer's state.
+template <index_t Channels, index_t Spatial, double Momentum, double Eps, index_t Extra, class B>
+class BatchStatistics {
+public:
+  using S = typename B::scalar;
+  /// Values per group: mean, 1/std, then the Extra per-channel values, Channels each.
+  static constexpr index_t per_group = (2 + Extra) * Channels;
+  /// Running mean (channels), then running variance (channels).
+  static constexpr index_t state_count = 2 * Channels;
+
+  BatchStatistics() {
+    running_.resize(state_count);
+    stats_.resize(per_group);
+    reset();
+  }
+
+  /// Starts a forward pass over `total` samples: train mode normalises each of the
+  /// Context's statistics groups (consecutive equal parts of the batch) with its own
+  /// statistics, eval mode the whole batch with the running ones. Checks the groups and the
+  /// values per channel (shape_error naming `layer`); returns the samples per group.
+  index_t begin(const Context& ctx, index_t total, const char* layer) {
+    batch_statistics_ = ctx.mode == Mode::train;
+    groups_ = batch_statistics_ ? ctx.statistics_groups : 1;
+    if (groups_ < 1 || total % groups_ != 0)
+      throw shape_error(std::string(layer) + " statistics groups (Context::statistics_groups)",
+                        "a positive count that divides the batch of " + std::to_string(total), std::to_string(groups_));
+    const index_t n = total / groups_;
+    if (batch_statistics_ && n * Spatial < 2)
+      throw shape_error(std::string(layer) + " in train mode (values per channel: batch x positions)",
+                        "at least 2 (use a batch of 2 or more, or call Network::eval() first)",
+                        std::to_string(n * Spatial));
+    if (stats_.size() < per_group * groups_) stats_.resize(per_group * groups_);
+    return n;
+  }
+
+  /// Group q's mean and 1/std from its n samples at xq (train mode: two passes, then the
+  /// running estimates updated with this group), or from the running estimates (eval mode).
+  /// Groups are computed in order, so the estimates see them as consecutive passes.
+  void compute(index_t q, const S* xq, index_t n) {
+    S* const m = mean(q);
+    S* const r = inv_std(q);
+    if (batch_statistics_) {
+      const S count = static_cast<S>(n * Spatial);
+      B::template sum_each<S>(Channels, n, Spatial, kernels::BatchNormValue<S>{xq, Channels, Spatial},
+                              kernels::BatchNormMean<S>{count, m});
+      B::template sum_each<S>(Channels, n, Spatial, kernels::BatchNormSquaredDeviation<S>{xq, m, Channels, Spatial},
+                              kernels::BatchNormVariance<S>{count, static_cast<S>(Momentum), static_cast<S>(Eps), m, r,
+                                                            running_.data(), running_.data() + Channels});
+    } else {
+      B::for_each(Channels, kernels::BatchNormRunningStatistics<S>{running_.data(), running_.data() + Channels,
+                                                                   static_cast<S>(Eps), m, r});
+    }
+  }
+
+  [[nodiscard]] S* mean(index_t q) noexcept { return stats_.data() + per_group * q; }
+  [[nodiscard]] S* inv_std(index_t q) noexcept { return mean(q) + Channels; }
+  /// Group q's extra per-channel values number e (0 <= e < Extra).
+  [[nodiscard]] S* extra(index_t q, index_t e) noexcept { return mean(q) + (2 + e) * Channels; }
+  /// Whether the last forward normalised with batch statistics (train mode).
+  [[nodiscard]] bool batch_statistics() const noexcept { return batch_statistics_; }
+  /// The statistics groups of the last forward (1 in eval mode).
+  [[nodiscard]] index_t groups() const noexcept { return groups_; }
+
+  [[nodiscard]] S* state() noexcept { return running_.data(); }
+  [[nodiscard]] const S* state() const noexcept { return running_.data(); }
+  /// Running mean 0, running variance 1 (PyTorch's initial estimates).
+  void reset() {
+    B::fill(Channels, running_.data(), S(0));
+    B::fill(Channels, running_.data() + Channels, S(1));
+  }
+
+private:
+  typename B::template buffer<S> running_;
+  // per_group values per group (group q at per_group q); grows with the groups, never shrinks.
+  typename B::template buffer<S> stats_;
+  bool batch_statistics_ = true;
+  index_t groups_ = 1;
+};
+
 template <class In, double Momentum, double Eps, class B>
 class BatchNormLayer {
 public:
@@ -237,55 +329,26 @@ public:
   /// Train-mode outputs depend on the whole batch (the Trainer then splits real and fake).
   static constexpr bool batch_statistics = true;
 
-  BatchNormLayer() {
-    running_.resize(state_count);
-    stats_.resize(4 * channels);
-    reset_state();
-  }
-
   /// gamma = 1, beta = 0 whatever the scheme: the layer starts as a plain normalisation.
   void init_params(S* p, RandomStream&, Init) const {
     B::fill(channels, p, S(1));
     B::fill(channels, p + channels, S(0));
   }
-  void init_state(const S*, RandomStream&) { reset_state(); }
-  [[nodiscard]] S* state() noexcept { return running_.data(); }
-  [[nodiscard]] const S* state() const noexcept { return running_.data(); }
+  void init_state(const S*, RandomStream&) { stats_.reset(); }
+  [[nodiscard]] S* state() noexcept { return stats_.state(); }
+  [[nodiscard]] const S* state() const noexcept { return stats_.state(); }
 
   void forward(const S* p, ConstBatchView<S> x, BatchView<S> y, const Context& ctx) {
-    const index_t total = x.batch();
-    batch_statistics_ = ctx.mode == Mode::train;
     // Statistics groups (Context::statistics_groups): each consecutive part of the batch is
     // normalised as a pass of its own would be, the running estimates updated part by part.
-    groups_ = batch_statistics_ ? ctx.statistics_groups : 1;
-    if (groups_ < 1 || total % groups_ != 0)
-      throw shape_error("fg::BatchNorm statistics groups (Context::statistics_groups)",
-                        "a positive count that divides the batch of " + std::to_string(total), std::to_string(groups_));
-    const index_t n = total / groups_;
-    if (batch_statistics_ && n * spatial < 2)
-      throw shape_error("fg::BatchNorm in train mode (values per channel: batch x positions)",
-                        "at least 2 (use a batch of 2 or more, or call Network::eval() first)",
-                        std::to_string(n * spatial));
-    if (stats_.size() < 4 * channels * groups_) stats_.resize(4 * channels * groups_);
-    const kernels::BatchNormSegments seg = segments();
-    for (index_t q = 0; q < groups_; ++q) {
-      S* const mean = stats_.data() + 4 * channels * q;
-      S* const inv_std = mean + channels;
+    const index_t n = stats_.begin(ctx, x.batch(), "fg::BatchNorm");
+    const kernels::BatchNormSegments seg = batch_norm_segments<B>(channels, spatial);
+    for (index_t q = 0; q < stats_.groups(); ++q) {
       const S* const xq = x.data() + q * n * In::size;
-      if (batch_statistics_) {
-        const S count = static_cast<S>(n * spatial);
-        B::template sum_each<S>(channels, n, spatial, kernels::BatchNormValue<S>{xq, channels, spatial},
-                                kernels::BatchNormMean<S>{count, mean});
-        B::template sum_each<S>(
-            channels, n, spatial, kernels::BatchNormSquaredDeviation<S>{xq, mean, channels, spatial},
-            kernels::BatchNormVariance<S>{count, static_cast<S>(Momentum), static_cast<S>(Eps), mean, inv_std,
-                                          running_.data(), running_.data() + channels});
-      } else {
-        B::for_each(channels, kernels::BatchNormRunningStatistics<S>{running_.data(), running_.data() + channels,
-                                                                     static_cast<S>(Eps), mean, inv_std});
-      }
+      stats_.compute(q, xq, n);
       B::for_each(seg.count(n),
-                  kernels::BatchNormApply<S>{xq, p, p + channels, mean, inv_std, seg, y.data() + q * n * In::size},
+                  kernels::BatchNormApply<S>{xq, p, p + channels, stats_.mean(q), stats_.inv_std(q), seg,
+                                             y.data() + q * n * In::size},
                   seg.block * spatial);
     }
   }
@@ -295,14 +358,14 @@ public:
   // gradients add up over the groups in order.
   void backward(const S* p, S* g, ConstBatchView<S> x, ConstBatchView<S>, ConstBatchView<S> dy, BatchView<S> dx) {
     if (g == nullptr && dx.empty()) return;
-    const index_t n = x.batch() / groups_;
-    const S inv_count = batch_statistics_ ? S(1) / static_cast<S>(n * spatial) : S(0);
-    const kernels::BatchNormSegments seg = segments();
-    for (index_t q = 0; q < groups_; ++q) {
-      S* const mean = stats_.data() + 4 * channels * q;
-      S* const inv_std = mean + channels;
-      S* const sum_dy = inv_std + channels;
-      S* const sum_dy_xhat = sum_dy + channels;
+    const index_t n = x.batch() / stats_.groups();
+    const S inv_count = stats_.batch_statistics() ? S(1) / static_cast<S>(n * spatial) : S(0);
+    const kernels::BatchNormSegments seg = batch_norm_segments<B>(channels, spatial);
+    for (index_t q = 0; q < stats_.groups(); ++q) {
+      S* const mean = stats_.mean(q);
+      S* const inv_std = stats_.inv_std(q);
+      S* const sum_dy = stats_.extra(q, 0);
+      S* const sum_dy_xhat = stats_.extra(q, 1);
       const index_t offset = q * n * In::size;
       B::template sum_each<kernels::SumPair<S>>(
           channels, n, spatial,
@@ -317,24 +380,8 @@ public:
   }
 
 private:
-  // Host backends: a plane per index, or runs of 256 features when spatial is 1 (inner loops
-  // over contiguous memory). Device backends: one element per index (a thread each).
-  static constexpr kernels::BatchNormSegments segments() {
-    if constexpr (!B::host_memory) return {channels, spatial, 0};
-    return {channels, spatial, spatial == 1 ? index_t{256} : index_t{1}};
-  }
-
-  void reset_state() {
-    B::fill(channels, running_.data(), S(0));
-    B::fill(channels, running_.data() + channels, S(1));
-  }
-
-  typename B::template buffer<S> running_;
-  // Per group and channel: mean and 1/std of the last forward, then the two gradient sums
-  // (group q at 4 channels q); grows with the groups, never shrinks.
-  typename B::template buffer<S> stats_;
-  bool batch_statistics_ = true;
-  index_t groups_ = 1;
+  // Per group and channel: mean and 1/std of the last forward, then the two gradient sums.
+  BatchStatistics<channels, spatial, Momentum, Eps, 2, B> stats_;
 };
 
 } // namespace detail
