@@ -260,7 +260,12 @@ void compare_cpu_reference(index_t batch, std::uint64_t seed) {
   const auto [gx2, gt2] = ref.backward_dual(dyv, qv);
   CHECK(max_rel_diff(gx1.data(), gx2.data(), gx1.size()) < tol);
   CHECK(max_rel_diff(gt1.data(), gt2.data(), gt1.size()) < tol);
-  CHECK(max_rel_diff(fast.grads(), ref.grads(), fast.param_count) < tol);
+  // The second-order parameter gradients sum products over every position pair of the
+  // batch, twice over (scores and their tangents); in float the AVX-512 tiles' summation
+  // order against Reference's sequential one leaves up to 2.3e-5 here (double: below 1e-12,
+  // the same check), so float gets 5e-5.
+  const double tol2 = sizeof(S) == 4 ? 5e-5 : tol;
+  CHECK(max_rel_diff(fast.grads(), ref.grads(), fast.param_count) < tol2);
 }
 
 TEST_CASE_TEMPLATE("SelfAttention on Cpu matches the Reference backend", S, FORGERY_SCALARS) {
