@@ -299,3 +299,49 @@ static_assert(Constraint<MinimalConstraint, MinimalCritic>);
 } // namespace example
 
 } // namespace forgery
+
+namespace forgery {
+
+// --------------------------------------------------------------------------------------
+// GradientsHook: the one place of an optimizer update where every gradient of that update
+// is in its network's gradient buffer and nothing has read it yet: the Trainer calls it
+// once per critic update and once per generator update, before the non-finite guard, the
+// gradient norm and the optimizer step. A data-parallel trainer all-reduces the gradients
+// of its shards here; the single-process trainer's hook (fg::LocalGradients) does nothing.
+// --------------------------------------------------------------------------------------
+
+/// Which network's gradients are ready.
+enum class GradientsOf { critic, generator };
+
+/// What the gradients-ready hook is told: the gradient buffer it may read and rewrite in
+/// place (backend memory: device memory on a device backend) and where the update stands.
+/// \tparam B the backend.
+template <class B>
+struct GradientsReady {
+  GradientsOf network;              ///< whose gradients these are
+  typename B::scalar* grads;        ///< the network's gradient buffer
+  const typename B::scalar* params; ///< its parameters, not yet stepped
+  index_t count;                    ///< values in both
+  index_t batch;                    ///< samples per update (Trainer::Config::batch)
+  long long step;                   ///< the training step in progress (1 for the first)
+};
+
+/// \tparam H a gradients-ready hook (fg::LocalGradients); \tparam B the backend.
+template <class H, class B>
+concept GradientsHook = Backend<B> && requires(H& hook, const GradientsReady<B>& ready) {
+  hook.gradients_ready(ready);
+};
+
+namespace example {
+
+/// A gradients-ready hook's interface (declarations only); fg::LocalGradients is the
+/// single-process one.
+struct MinimalGradientsHook {
+  template <class B>
+  void gradients_ready(const GradientsReady<B>& ready);
+};
+static_assert(GradientsHook<MinimalGradientsHook, MinimalBackend<float>>);
+
+} // namespace example
+
+} // namespace forgery

@@ -1,6 +1,8 @@
 // Objective<Loss, Parts...>: an adversarial loss composed with any number of critic
-// penalties (GradientPenalty, R1, ...) and critic constraints (WeightClip). Each part
-// carries its own behaviour; the Objective only runs them in order.
+// penalties (GradientPenalty, R1, ...), critic constraints (WeightClip) and a classifier head
+// (AuxClassifier). Each part carries its own behaviour; the Objective runs them in order and
+// maps the critic's outputs to the losses and output gradients of both updates, so that the
+// Trainer never asks which loss or which parts it has.
 #pragma once
 
 #include <array>
@@ -14,6 +16,7 @@
 #include "forgery/core/batch_view.hpp"
 #include "forgery/core/philox.hpp"
 #include "forgery/penalty/workspace.hpp"
+#include "forgery/train/critic_batch.hpp"
 
 namespace forgery {
 
@@ -53,6 +56,21 @@ struct Objective {
   static constexpr index_t head_outputs = (index_t{0} + ... + detail::head_outputs_of<Parts>());
   static_assert((0 + ... + (detail::CriticHead<Parts> ? 1 : 0)) <= 1,
                 "fg::Objective: at most one classifier head part (fg::loss::AuxClassifier) per objective.");
+  /// Critic outputs per sample: the adversarial logit, then the head part's logits.
+  static constexpr index_t critic_rows = 1 + head_outputs;
+
+  /// The critic batch the generator's update reads, for n fakes: the n fakes alone, or, for a
+  /// loss that compares them with the real batch (relativistic losses), [real | fake] with
+  /// the last real batch. Its last n samples are always the fakes.
+  static constexpr index_t generator_columns(index_t n) noexcept { return L::generator_uses_real ? 2 * n : n; }
+
+  /// A loss value and the gradient of the critic's output it was computed from (critic_rows
+  /// values per sample, in the CriticBatch the terms were given).
+  template <class S>
+  struct Terms {
+    S loss;
+    const S* grad;
+  };
 
   /// Run-time settings of the loss and of every part, in template order.
   struct Config {
@@ -78,6 +96,41 @@ struct Objective {
                        ConstBatchView<typename Net::scalar> fake, RandomStream& rng,
                        penalty::Workspace<typename Net::backend>& ws, double* values) const {
     apply_each(critic, real, fake, rng, ws, values, std::index_sequence_for<Parts...>{});
+  }
+
+  /// The critic update's terms on the critic's output `out` (critic_rows x 2n, [real |
+  /// fake]) with the 2n labels of those samples (null when unconditional): the loss's value
+  /// and the output gradient of the loss and the head parts. Each head part's value goes into
+  /// `values` (penalties write theirs in apply_penalties).
+  template <class B, class S>
+  Terms<S> critic_terms(index_t n, ConstBatchView<S> out, [[maybe_unused]] const std::int32_t* labels,
+                        CriticBatch<B, critic_rows>& batch, [[maybe_unused]] double* values) const {
+    const S* logits = batch.logits(out);
+    S* d = batch.logit_grad();
+    const S value = loss.template discriminator<B>(n, logits, logits + n, d, d + n, batch.work());
+    S* grad = batch.output_grad(2 * n);
+    if constexpr (head_outputs > 0) critic_heads<B>(n, out.data(), labels, grad, batch.work(), values);
+    return {value, grad};
+  }
+
+  /// The generator update's terms on the critic's output `out` (critic_rows x
+  /// generator_columns(n), the fakes last) with the 2n labels of [real | fake] (null when
+  /// unconditional): the loss of the fakes (the head parts' included) and the output
+  /// gradient, zero in any real sample's columns.
+  template <class B, class S>
+  Terms<S> generator_terms(index_t n, ConstBatchView<S> out, [[maybe_unused]] const std::int32_t* labels,
+                           CriticBatch<B, critic_rows>& batch) const {
+    const index_t first_fake = out.batch() - n;
+    const S* logits = batch.logits(out);
+    S* d = batch.logit_grad();
+    const S* real = L::generator_uses_real ? logits : static_cast<const S*>(nullptr);
+    S value = loss.template generator<B>(n, real, logits + first_fake, d + first_fake, batch.work());
+    if constexpr (L::generator_uses_real) B::fill(n, d, S(0)); // the real samples are not the generator's
+    S* grad = batch.output_grad(out.batch());
+    if constexpr (head_outputs > 0)
+      value += generator_heads<B>(n, out.data() + critic_rows * first_fake, labels + n, grad + critic_rows * first_fake,
+                                  batch.work());
+    return {value, grad};
   }
 
   /// Head parts' critic terms: `out` is the critic's (1 + head_outputs) x 2n output on

@@ -1,6 +1,9 @@
-// Trainer<G, D, Objective, Optimizer, Backend>: one GAN training loop composed from
+// Trainer<G, D, Objective, Optimizer, Backend, Hook>: one GAN training loop composed from
 // policies. It owns both networks, their optimizers, the EMA of the generator, the random
 // streams, and the hand-off of the critic's input gradient into the generator's backward.
+// What the losses read and their gradients belong to the objective (train/objective.hpp),
+// the checkpoint records to train/checkpoint.hpp, and what happens to the gradients before
+// each optimizer step to the gradients-ready hook (train/gradients_ready.hpp).
 #pragma once
 
 #include <algorithm>
@@ -32,6 +35,9 @@
 #include "forgery/nn/sequential.hpp"
 #include "forgery/optim/adam.hpp"
 #include "forgery/penalty/workspace.hpp"
+#include "forgery/train/checkpoint.hpp"
+#include "forgery/train/critic_batch.hpp"
+#include "forgery/train/gradients_ready.hpp"
 #include "forgery/train/objective.hpp"
 
 namespace forgery {
@@ -88,15 +94,6 @@ struct EmaUpdate {
   S* ema;
   FORGERY_HOST_DEVICE void operator()(index_t i) const { ema[i] = decay * ema[i] + (S(1) - decay) * p[i]; }
 };
-/// dst[j * dst_stride] = src[j * src_stride].
-template <class S>
-struct StridedCopy {
-  const S* src;
-  index_t src_stride;
-  S* dst;
-  index_t dst_stride;
-  FORGERY_HOST_DEVICE void operator()(index_t j) const { dst[j * dst_stride] = src[j * src_stride]; }
-};
 } // namespace kernels
 
 /// \tparam G generator spec (fg::Sequential); its input size is the latent size.
@@ -104,12 +101,20 @@ struct StridedCopy {
 /// \tparam Obj a loss (fg::loss::NonSaturating) or an fg::Objective<Loss, Parts...>.
 /// \tparam Opt optimizer policy; G and D each get their own State and Config (TTUR).
 /// \tparam B backend policy.
-template <NetworkSpec G, NetworkSpec D, class Obj, class Opt = optim::Adam, Backend B = backend::Cpu<float>>
+/// \tparam Hook gradients-ready hook (fg::GradientsHook): called once per critic update and
+/// once per generator update with all of that update's gradients, before the non-finite
+/// guard, the gradient norm and the optimizer step; where a data-parallel trainer
+/// all-reduces. fg::LocalGradients, the default, does nothing.
+template <NetworkSpec G, NetworkSpec D, class Obj, class Opt = optim::Adam, Backend B = backend::Cpu<float>,
+          class Hook = LocalGradients>
 class Trainer {
   static_assert(G::output_shape::size == D::input_shape::size,
                 "fg::Trainer: the generator's output size must equal the discriminator's input size; make G's last "
                 "layer produce D's Input<...> shape.");
   static_assert(Optimizer<Opt, B>, "fg::Trainer: Opt does not satisfy the fg::Optimizer concept (core/concepts.hpp).");
+  static_assert(GradientsHook<Hook, B>,
+                "fg::Trainer: Hook does not satisfy the fg::GradientsHook concept (core/concepts.hpp): it needs "
+                "gradients_ready(const fg::GradientsReady<B>&).");
 
 public:
   using objective_type = objective_of<Obj>;
@@ -119,10 +124,11 @@ public:
   using S = scalar;
   using generator_type = Network<G, B>;
   using discriminator_type = Network<D, B>;
+  using hook_type = Hook;
   static_assert(Loss<loss_type, B>, "fg::Trainer: the loss does not satisfy the fg::Loss concept (core/concepts.hpp).");
 
   /// Critic outputs per sample: the adversarial logit, then any classifier head's logits.
-  static constexpr index_t critic_rows = 1 + objective_type::head_outputs;
+  static constexpr index_t critic_rows = objective_type::critic_rows;
   static_assert(D::output_shape::size == critic_rows,
                 "fg::Trainer: the discriminator must output one logit per sample (end it with fg::Dense<1> or "
                 "fg::Projection<Classes>; no Sigmoid: losses take logits), or 1 + K logits with an "
@@ -207,9 +213,9 @@ public:
     dropout_d = 8
   };
 
-  explicit Trainer(const Config& config = {})
+  explicit Trainer(const Config& config = {}, Hook hook = {})
       : config_((config.validate(), config)), objective_(config.objective), g_opt_(config.g_optimizer, G_params()),
-        d_opt_(config.d_optimizer, D_params()) {
+        d_opt_(config.d_optimizer, D_params()), hook_(std::move(hook)) {
     g_.initialize(config_.seed, config_.init, init_g);
     d_.initialize(config_.seed, config_.init, init_d);
     if (config_.ema_decay > 0) {
@@ -228,11 +234,9 @@ public:
       host_real_.resize(sample_size * n);
       if constexpr (conditional) host_labels_.resize(2 * n);
     }
-    if constexpr (critic_rows > 1) d_out_grad_.resize(critic_rows * 2 * n);
     z_.resize(latent_size * n);
     critic_in_.resize(sample_size * 2 * n);
-    d_logits_.resize(2 * n);
-    loss_work_.resize(4 * n);
+    critic_batch_.resize(n);
   }
 
   /// One training step: n_critic critic updates, then one generator update.
@@ -362,6 +366,8 @@ public:
   [[nodiscard]] const generator_type& generator() const noexcept { return g_; }
   [[nodiscard]] const discriminator_type& discriminator() const noexcept { return d_; }
   [[nodiscard]] objective_type& objective() noexcept { return objective_; }
+  /// The gradients-ready hook.
+  [[nodiscard]] Hook& hook() noexcept { return hook_; }
   [[nodiscard]] typename Opt::template State<B>& generator_optimizer() noexcept { return g_opt_; }
   [[nodiscard]] typename Opt::template State<B>& discriminator_optimizer() noexcept { return d_opt_; }
   [[nodiscard]] const Config& config() const noexcept { return config_; }
@@ -383,29 +389,8 @@ public:
   /// settings, the random streams' positions, the step counters, the configuration, and the
   /// type signatures of the networks, objective and optimizer. Throws numeric_error (naming
   /// the network and the quantity) if any of it is not finite: a diverged state is never
-  /// written.
-  [[nodiscard]] io::CheckpointWriter checkpoint() const {
-    check_checkpointable();
-    io::CheckpointWriter w;
-    w.add_text("forgery/version", version_string());
-    w.add_text("signature/generator", type_name<G>());
-    w.add_text("signature/discriminator", type_name<D>());
-    w.add_text("signature/objective", type_name<Obj>());
-    w.add_text("signature/optimizer", type_name<Opt>());
-    w.add_text("signature/scalar", io::record_type_name(io::record_type_of<S>()));
-    w.add_text("config", config_text());
-    w.add_i64("trainer/step", steps_);
-    w.add_i64("trainer/generator_updates", g_updates_);
-    const auto streams = const_cast<Trainer*>(this)->random_streams();
-    for (std::size_t i = 0; i < streams.size(); ++i) {
-      const std::uint64_t v[3] = {streams[i]->seed, streams[i]->stream, streams[i]->counter};
-      w.add(stream_records[i], v, 3);
-    }
-    write_network(w, "generator", g_, g_opt_);
-    write_network(w, "discriminator", d_, d_opt_);
-    if (!ema_.empty()) add_finite(w, "generator/ema", "generator", "EMA parameters", ema_.data(), ema_.size());
-    return w;
-  }
+  /// written. The records and their names: TrainerCheckpoint (train/checkpoint.hpp).
+  [[nodiscard]] io::CheckpointWriter checkpoint() const { return checkpoint_mapping().write(); }
 
   /// Writes checkpoint() to `path` atomically (temporary file, fsync, rename).
   void save_checkpoint(const std::filesystem::path& path) const { checkpoint().save(path); }
@@ -418,47 +403,7 @@ public:
   /// any error (io_error naming the file and record, or the two differing types or
   /// settings) this Trainer is unchanged.
   void load_checkpoint(const io::CheckpointFile& file) {
-    check_checkpointable();
-    const std::string& name = file.name();
-    expect_text(file, "signature/scalar", io::record_type_name(io::record_type_of<S>()), "scalar type");
-    expect_text(file, "signature/generator", type_name<G>(), "generator");
-    expect_text(file, "signature/discriminator", type_name<D>(), "discriminator");
-    expect_text(file, "signature/objective", type_name<Obj>(), "objective");
-    expect_text(file, "signature/optimizer", type_name<Opt>(), "optimizer");
-    check_config(file);
-    const std::int64_t step = file.i64("trainer/step");
-    const std::int64_t g_updates = file.i64("trainer/generator_updates");
-    if (step < 0 || g_updates < 0 || g_updates > step)
-      throw io_error(name, "checkpoint step counters are inconsistent: step " + std::to_string(step) +
-                               ", generator updates " + std::to_string(g_updates));
-    const auto streams = random_streams();
-    std::array<RandomStream, 6> restored{};
-    for (std::size_t i = 0; i < streams.size(); ++i) {
-      std::uint64_t v[3];
-      file.read_array(stream_records[i], v, 3);
-      if (v[0] != streams[i]->seed || v[1] != streams[i]->stream)
-        throw io_error(name, std::string("checkpoint record '") + stream_records[i] + "' is for seed " +
-                                 std::to_string(v[0]) + " stream " + std::to_string(v[1]) +
-                                 ", this trainer's is seed " + std::to_string(streams[i]->seed) + " stream " +
-                                 std::to_string(streams[i]->stream));
-      restored[i] = RandomStream{v[0], v[1], v[2]};
-    }
-    // Validate every array record and the optimizer settings before changing anything.
-    auto g_cfg = g_opt_.config();
-    auto d_cfg = d_opt_.config();
-    const long long g_opt_steps = check_network(file, "generator", g_, g_opt_, g_cfg);
-    const long long d_opt_steps = check_network(file, "discriminator", d_, d_opt_, d_cfg);
-    if (!ema_.empty()) {
-      file.require_array<S>("generator/ema", static_cast<std::uint64_t>(ema_.size()));
-      file.require_finite("generator/ema");
-    }
-    // Commit.
-    read_network(file, "generator", g_, g_opt_, g_cfg, g_opt_steps);
-    read_network(file, "discriminator", d_, d_opt_, d_cfg, d_opt_steps);
-    if (!ema_.empty()) read_record(file, "generator/ema", ema_.data(), ema_.size());
-    for (std::size_t i = 0; i < streams.size(); ++i) *streams[i] = restored[i];
-    steps_ = step;
-    g_updates_ = g_updates;
+    checkpoint_mapping().read(file);
     stats_.step = steps_;
   }
 
@@ -484,48 +429,7 @@ public:
   /// own checkpoint (the arrays sized by the networks, the text records as it writes them),
   /// plus 64 KiB and 64 records of room for settings written with other digits or by
   /// another version.
-  [[nodiscard]] io::CheckpointLimits checkpoint_limits() const {
-    std::uint64_t bytes = io::checkpoint_header_size;
-    std::uint32_t records = 0;
-    auto add = [&](std::string_view name, std::uint64_t data_bytes) {
-      bytes += 2 + name.size() + 2 + 8 + data_bytes;
-      ++records;
-    };
-    add("forgery/version", version_string().size());
-    add("signature/generator", type_name<G>().size());
-    add("signature/discriminator", type_name<D>().size());
-    add("signature/objective", type_name<Obj>().size());
-    add("signature/optimizer", type_name<Opt>().size());
-    add("signature/scalar", std::string_view(io::record_type_name(io::record_type_of<S>())).size());
-    add("config", config_text().size());
-    add("trainer/step", 8);
-    add("trainer/generator_updates", 8);
-    for (const char* r : stream_records) add(r, 3 * 8);
-    auto network = [&](const std::string& prefix, const auto& net_c, const auto& opt) {
-      using Net = std::remove_cvref_t<decltype(net_c)>;
-      auto& net = const_cast<Net&>(net_c); // for_each_state is not const; nothing is modified
-      add(prefix + "/params", sizeof(S) * static_cast<std::uint64_t>(Net::param_count));
-      net.for_each_state([&](std::size_t layer, S*, index_t count) {
-        add(prefix + "/state/" + std::to_string(layer), sizeof(S) * static_cast<std::uint64_t>(count));
-      });
-      add(prefix + "/optimizer/steps", 8);
-      opt.for_each_state([&](const char* buf_name, const auto& buf) {
-        add(prefix + "/optimizer/" + buf_name, sizeof(S) * static_cast<std::uint64_t>(buf.size()));
-      });
-      std::uint64_t cfg = 0;
-      opt.config().fields(
-          [&](const char* field, const auto& v) { cfg += std::strlen(field) + 2 + number_text(v).size(); });
-      add(prefix + "/optimizer/config", cfg);
-    };
-    network("generator", g_, g_opt_);
-    network("discriminator", d_, d_opt_);
-    if (!ema_.empty()) add("generator/ema", sizeof(S) * static_cast<std::uint64_t>(ema_.size()));
-    io::CheckpointLimits limits;
-    limits.max_bytes = bytes + (std::uint64_t{1} << 16);
-    limits.max_records = records + 64;
-    limits.max_bytes_source = "the largest checkpoint this trainer loads: the size of its own plus 64 KiB";
-    return limits;
-  }
+  [[nodiscard]] io::CheckpointLimits checkpoint_limits() const { return checkpoint_mapping().limits(); }
 
   /// Loads the newest usable checkpoint in `dir`: io::load_newest_checkpoint with this
   /// trainer's load_checkpoint and checkpoint_limits(). Entries that are not regular files,
@@ -555,194 +459,18 @@ public:
   [[nodiscard]] bool stop_requested() const noexcept { return stop_requested_; }
 
 private:
-  template <class State>
-  static constexpr bool checkpointable_state = requires(State& s, const State& cs) {
-    cs.steps();
-    s.set_steps(0LL);
-    cs.for_each_state([](const char*, const auto&) {});
-    cs.config().fields([](const char*, const auto&) {});
-  };
+  using checkpoint_type = TrainerCheckpoint<G, D, Obj, Opt, B>;
 
-  // Checkpoint records of the streams random_streams() returns, in its order.
-  static constexpr std::array<const char*, 6> stream_records{"rng/noise",  "rng/data",      "rng/penalty",
-                                                             "rng/labels", "rng/dropout_g", "rng/dropout_d"};
-
-  static void check_checkpointable() {
-    static_assert(checkpointable_state<typename Opt::template State<B>>,
-                  "fg::Trainer checkpoints: the optimizer's State needs steps(), set_steps(n), for_each_state(f) "
-                  "calling f(name, buffer) for each state buffer, and its Config needs fields(f) calling f(name, "
-                  "field) for each setting (see optim/sgd.hpp).");
+  // The checkpoint records' view of this Trainer's state. A const Trainer's view is only
+  // written from (checkpoint(), checkpoint_limits()); the networks' state visitors are not
+  // const, which is why the view holds mutable references.
+  checkpoint_type checkpoint_mapping() const {
+    auto& self = const_cast<Trainer&>(*this);
+    return checkpoint_type{self.g_,     self.d_,         self.g_opt_,
+                           self.d_opt_, self.ema_,       self.random_streams(),
+                           self.steps_, self.g_updates_, checkpoint_type::config_text(config_)};
   }
 
-  static std::string version_string() {
-    return std::to_string(FORGERY_VERSION_MAJOR) + "." + std::to_string(FORGERY_VERSION_MINOR) + "." +
-           std::to_string(FORGERY_VERSION_PATCH);
-  }
-
-  static std::string number_text(double v) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
-  }
-
-  // The settings a resumed run must share with the run that wrote the checkpoint.
-  std::string config_text() const {
-    std::string s;
-    s += "batch=" + std::to_string(config_.batch) + "\n";
-    s += "n_critic=" + std::to_string(config_.n_critic) + "\n";
-    s += "seed=" + std::to_string(config_.seed) + "\n";
-    s += "init=" + std::to_string(static_cast<int>(config_.init)) + "\n";
-    s += "ema_decay=" + number_text(config_.ema_decay) + "\n";
-    s += "ema_warmup=" + std::to_string(config_.ema_warmup ? 1 : 0) + "\n";
-    return s;
-  }
-
-  void check_config(const io::CheckpointFile& file) const {
-    const auto saved = io::parse_fields(file.text("config"), file.name(), "config");
-    const auto mine = io::parse_fields(config_text(), "this trainer", "config");
-    for (const auto& [key, value] : mine) {
-      const auto it = std::find_if(saved.begin(), saved.end(), [&](const auto& kv) { return kv.first == key; });
-      if (it == saved.end())
-        throw io_error(file.name(), "checkpoint config has no '" + key + "' (expected " + key + "=" + value + ")");
-      if (it->second != value)
-        throw io_error(file.name(), "checkpoint was written with Trainer::Config." + key + " = " + it->second +
-                                        ", this trainer has " + value +
-                                        ": resume with the configuration of the run that wrote it");
-    }
-  }
-
-  static void expect_text(const io::CheckpointFile& file, const char* record, const std::string& mine,
-                          const char* what) {
-    const std::string_view saved = file.text(record);
-    if (saved != mine)
-      throw io_error(file.name(), std::string("checkpoint holds another ") + what + ": it was written by\n  " +
-                                      std::string(saved) + "\nand this trainer's is\n  " + mine);
-  }
-
-  static void check_finite_buffer(const char* network, const char* quantity, const S* p, index_t n, long long step) {
-    for (index_t i = 0; i < n; ++i)
-      if (!std::isfinite(static_cast<double>(p[i])))
-        throw numeric_error(step, network, quantity,
-                            "hold a non-finite value (" + number_text(static_cast<double>(p[i])) + " at index " +
-                                std::to_string(i) + "): a diverged state is not checkpointed");
-  }
-
-  // `n` values of backend memory readable on the host: the pointer itself on a host
-  // backend, else a copy (valid until the next call).
-  const S* host_view(const S* p, index_t n) const {
-    if constexpr (B::host_memory) {
-      return p;
-    } else {
-      host_scratch_.resize(n);
-      B::to_host(n, p, host_scratch_.data());
-      return host_scratch_.data();
-    }
-  }
-  // Copies n values from a checkpoint record into backend memory.
-  void read_record(const io::CheckpointFile& file, const std::string& record, S* dst, index_t n) {
-    if constexpr (B::host_memory) {
-      file.read_array(record, dst, static_cast<std::uint64_t>(n));
-    } else {
-      host_scratch_.resize(n);
-      file.read_array(record, host_scratch_.data(), static_cast<std::uint64_t>(n));
-      B::to_device(n, host_scratch_.data(), dst);
-    }
-  }
-
-  // Adds n values of backend memory as a record, refusing non-finite ones.
-  void add_finite(io::CheckpointWriter& w, const std::string& record, const std::string& network,
-                  const std::string& quantity, const S* p, index_t n) const {
-    const S* h = host_view(p, n);
-    check_finite_buffer(network.c_str(), quantity.c_str(), h, n, steps_);
-    w.add(record, h, static_cast<std::size_t>(n));
-  }
-
-  template <class Net, class State>
-  void write_network(io::CheckpointWriter& w, const std::string& prefix, const Net& net_c, const State& opt) const {
-    Net& net = const_cast<Net&>(net_c); // for_each_state is not const; nothing is modified
-    add_finite(w, prefix + "/params", prefix, "parameters", net.params(), Net::param_count);
-    net.for_each_state([&](std::size_t layer, S* data, index_t count) {
-      add_finite(w, prefix + "/state/" + std::to_string(layer), prefix,
-                 "layer " + std::to_string(layer) + " state values", data, count);
-    });
-    w.add_i64(prefix + "/optimizer/steps", opt.steps());
-    opt.for_each_state([&](const char* buf_name, const auto& buf) {
-      add_finite(w, prefix + "/optimizer/" + buf_name, prefix, std::string("optimizer ") + buf_name + " values",
-                 buf.data(), buf.size());
-    });
-    std::string cfg;
-    opt.config().fields(
-        [&](const char* field, const auto& v) { cfg += std::string(field) + "=" + number_text(v) + "\n"; });
-    w.add_text(prefix + "/optimizer/config", cfg);
-  }
-
-  // Checks every record of one network; parses the optimizer settings into `cfg`. Returns
-  // the optimizer's step count.
-  template <class Net, class State, class Cfg>
-  long long check_network(const io::CheckpointFile& file, const std::string& prefix, Net& net, State& opt,
-                          Cfg& cfg) const {
-    // A non-finite value would only diverge again (and a rollback would return to it).
-    file.require_array<S>(prefix + "/params", static_cast<std::uint64_t>(Net::param_count));
-    file.require_finite(prefix + "/params");
-    net.for_each_state([&](std::size_t layer, S*, index_t count) {
-      const std::string record = prefix + "/state/" + std::to_string(layer);
-      file.require_array<S>(record, static_cast<std::uint64_t>(count));
-      file.require_finite(record);
-    });
-    const std::int64_t steps = file.i64(prefix + "/optimizer/steps");
-    if (steps < 0)
-      throw io_error(file.name(), "checkpoint record '" + prefix + "/optimizer/steps' is " + std::to_string(steps) +
-                                      ", expected a count >= 0");
-    opt.for_each_state([&](const char* buf_name, const auto& buf) {
-      file.require_array<S>(prefix + "/optimizer/" + buf_name, static_cast<std::uint64_t>(buf.size()));
-      file.require_finite(prefix + "/optimizer/" + buf_name);
-    });
-    const std::string record = prefix + "/optimizer/config";
-    const auto fields = io::parse_fields(file.text(record), file.name(), record);
-    cfg.fields([&](const char* field, auto& v) {
-      const auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == field; });
-      if (it == fields.end())
-        throw io_error(file.name(), "checkpoint record '" + record + "' has no '" + field + "' setting");
-      const char* text = it->second.c_str();
-      char* end = nullptr;
-      const double x = std::strtod(text, &end);
-      if (end == text || *end != '\0')
-        throw io_error(file.name(), "checkpoint record '" + record + "': '" + field + "' is '" + it->second +
-                                        "', expected a number");
-      using V = std::remove_cvref_t<decltype(v)>;
-      if constexpr (std::is_same_v<V, bool>) {
-        if (x != 0 && x != 1)
-          throw io_error(file.name(), "checkpoint record '" + record + "': '" + field + "' is '" + it->second +
-                                          "', expected 0 or 1");
-        v = x != 0;
-      } else {
-        v = static_cast<V>(x);
-      }
-    });
-    try {
-      cfg.validate();
-    } catch (const config_error& e) {
-      throw io_error(file.name(), "checkpoint record '" + record + "' holds invalid settings: " + e.what());
-    }
-    return steps;
-  }
-
-  template <class Net, class State, class Cfg>
-  void read_network(const io::CheckpointFile& file, const std::string& prefix, Net& net, State& opt, const Cfg& cfg,
-                    long long opt_steps) {
-    read_record(file, prefix + "/params", net.params(), Net::param_count);
-    net.for_each_state([&](std::size_t layer, S* data, index_t count) {
-      read_record(file, prefix + "/state/" + std::to_string(layer), data, count);
-    });
-    opt.for_each_state([&](const char* buf_name, auto& buf) {
-      read_record(file, prefix + "/optimizer/" + buf_name, buf.data(), buf.size());
-    });
-    opt.config() = cfg;
-    opt.set_steps(opt_steps);
-  }
-
-public:
-private:
   static constexpr index_t G_params() { return generator_type::param_count; }
   static constexpr index_t D_params() { return discriminator_type::param_count; }
 
@@ -785,23 +513,15 @@ private:
       B::to_device(sample_size * n, host_real_.data(), real);
     }
     generate_fakes();
-    const ConstBatchView<S> out = critic_forward_both();
-    const S* logits = adversarial_logits(out);
-    const S loss = objective_.loss.template discriminator<B>(n, logits, logits + n, d_logits_.data(),
-                                                             d_logits_.data() + n, loss_work_.data());
-    check_finite(loss, "discriminator", "loss");
-    stats_.d_loss = static_cast<double>(loss);
+    const ConstBatchView<S> out = critic_forward(2 * n);
+    const auto terms = objective_.template critic_terms<B>(n, out, labels_.data(), critic_batch_, stats_.values.data());
+    check_finite(terms.loss, "discriminator", "loss");
+    stats_.d_loss = static_cast<double>(terms.loss);
     d_.zero_grad();
-    if constexpr (critic_rows > 1) {
-      scatter_adversarial_gradient(2 * n);
-      objective_.template critic_heads<B>(n, out.data(), labels_.data(), d_out_grad_.data(), loss_work_.data(),
-                                          stats_.values.data());
-      critic_backward_both(d_out_grad_.data());
-    } else {
-      critic_backward_both(d_logits_.data());
-    }
+    d_.backward({terms.grad, critic_rows, 2 * n}, Grad::params);
     objective_.apply_penalties(d_, ConstBatchView<S>(real, sample_size, n), ConstBatchView<S>(fake, sample_size, n),
                                penalty_, workspace_, stats_.values.data());
+    gradients_ready(GradientsOf::critic, d_);
     for (std::size_t i = 0; i < stats_.values.size(); ++i)
       check_finite(stats_.values[i], "discriminator", objective_type::part_names[i]);
     stats_.d_grad_norm = std::sqrt(static_cast<double>(B::dot(D_params(), d_.grads(), d_.grads())));
@@ -825,95 +545,60 @@ private:
       g_.set_labels(labels_.data() + n, n);
     }
     generate_fakes();
-    S loss;
-    ConstBatchView<S> dx;
-    if constexpr (loss_type::generator_uses_real) {
-      // Relativistic losses compare with the critic's view of the last real batch.
-      const ConstBatchView<S> out = critic_forward_both();
-      const S* logits = adversarial_logits(out);
-      loss = objective_.loss.template generator<B>(n, logits, logits + n, d_logits_.data() + n, loss_work_.data());
-      B::fill(n, d_logits_.data(), S(0));
-      const S* grad = d_logits_.data();
-      if constexpr (critic_rows > 1) {
-        scatter_adversarial_gradient(2 * n);
-        loss += objective_.template generator_heads<B>(n, out.data() + critic_rows * n, labels_.data() + n,
-                                                       d_out_grad_.data() + critic_rows * n, loss_work_.data());
-        grad = d_out_grad_.data();
-      }
-      // The fake half's input gradient (with statistics groups, the halves do not mix).
-      dx = d_.backward({grad, critic_rows, 2 * n}, Grad::input);
-      dx = ConstBatchView<S>(dx.data() + sample_size * n, sample_size, n);
-    } else {
-      if constexpr (conditional) d_.set_labels(labels_.data() + n, n);
-      const auto out = d_.forward({critic_in_.data() + sample_size * n, sample_size, n});
-      const S* logits = adversarial_logits(out);
-      loss = objective_.loss.template generator<B>(n, static_cast<const S*>(nullptr), logits, d_logits_.data(),
-                                                   loss_work_.data());
-      if constexpr (critic_rows > 1) {
-        scatter_adversarial_gradient(n);
-        loss += objective_.template generator_heads<B>(n, out.data(), labels_.data() + n, d_out_grad_.data(),
-                                                       loss_work_.data());
-        dx = d_.backward({d_out_grad_.data(), critic_rows, n}, Grad::input);
-      } else {
-        dx = d_.backward({d_logits_.data(), 1, n}, Grad::input);
-      }
-    }
-    check_finite(loss, "generator", "loss");
-    stats_.g_loss = static_cast<double>(loss);
+    // The critic batch the objective reads: the fakes, or [real | fake] for a loss that
+    // compares them with the last real batch; the fakes are its last n samples.
+    const index_t cols = objective_type::generator_columns(n);
+    const ConstBatchView<S> out = critic_forward(cols);
+    const auto terms = objective_.template generator_terms<B>(n, out, labels_.data(), critic_batch_);
+    // The fakes' input gradient (with statistics groups, the halves do not mix).
+    const ConstBatchView<S> dx_all = d_.backward({terms.grad, critic_rows, cols}, Grad::input);
+    const ConstBatchView<S> dx(dx_all.data() + sample_size * (cols - n), sample_size, n);
+    check_finite(terms.loss, "generator", "loss");
+    stats_.g_loss = static_cast<double>(terms.loss);
     // The hand-off: the critic's input gradient is the generator's output gradient. G's
     // activations are those of generate_fakes() above, which produced this batch.
     g_.zero_grad();
     g_.backward(dx, Grad::params);
+    gradients_ready(GradientsOf::generator, g_);
     stats_.g_grad_norm = std::sqrt(static_cast<double>(B::dot(G_params(), g_.grads(), g_.grads())));
     check_finite(stats_.g_grad_norm, "generator", "gradient norm");
     g_opt_.step(g_.params(), g_.grads());
     g_.after_step();
   }
 
-  // The critic on [real | fake] (critic_rows x 2n): one batch of 2n, one GEMM per layer.
-  // If a layer normalises with batch statistics (BatchNorm), real and fake are two
-  // statistics groups of that batch, each normalised as a batch of its own, as in the DCGAN
-  // reference code, since statistics shared by both would let the critic compare them
-  // through the normalisation (it collapses training). The running estimates are updated
-  // with the real half, then the fake half.
-  ConstBatchView<S> critic_forward_both() {
+  // Every gradient of this update is in `net`'s gradient buffer: the hook's turn, before
+  // anything reads them.
+  template <class Net>
+  void gradients_ready(GradientsOf which, Net& net) {
+    hook_.gradients_ready(
+        GradientsReady<B>{which, net.grads(), net.params(), Net::param_count, config_.batch, steps_ + 1});
+  }
+
+  // The critic on the last `cols` samples of [real | fake] (critic_rows x cols): 2n, the
+  // critic update's batch, as one batch of 2n, one GEMM per layer, or n, the fakes alone. If
+  // a layer normalises with batch statistics (BatchNorm), real and fake are two statistics
+  // groups of that batch, each normalised as a batch of its own, as in the DCGAN reference
+  // code, since statistics shared by both would let the critic compare them through the
+  // normalisation (it collapses training). The running estimates are updated with the real
+  // half, then the fake half.
+  ConstBatchView<S> critic_forward(index_t cols) {
     const index_t n = config_.batch;
-    if constexpr (conditional) d_.set_labels(labels_.data(), 2 * n);
+    const index_t first = 2 * n - cols;
+    if constexpr (conditional) d_.set_labels(labels_.data() + first, cols);
     // Back to one group however the pass ends: the critic's other passes are one batch.
     struct OneGroupAfter {
       discriminator_type& d;
       ~OneGroupAfter() { d.set_statistics_groups(1); }
     } const reset{d_};
-    d_.set_statistics_groups(split_critic_batches ? 2 : 1);
-    return d_.forward({critic_in_.data(), sample_size, 2 * n});
+    d_.set_statistics_groups(split_critic_batches ? cols / n : 1);
+    return d_.forward({critic_in_.data() + sample_size * first, sample_size, cols});
   }
-  // Parameter gradients of the critic for the output gradient `grad` (critic_rows x 2n) of
-  // critic_forward_both().
-  void critic_backward_both(const S* grad) { d_.backward({grad, critic_rows, 2 * config_.batch}, Grad::params); }
 
   // Layers that draw (Dropout) use the trainer's streams; set before each update so that a
   // copied Trainer's networks point at its own streams.
   void bind_streams() noexcept {
     g_.set_random_stream(&dropout_g_);
     d_.set_random_stream(&dropout_d_);
-  }
-
-  // Row 0 of the critic's output as a contiguous array for the loss (a 1-row output already is).
-  const S* adversarial_logits(ConstBatchView<S> out) {
-    if constexpr (critic_rows == 1) {
-      return out.data();
-    } else {
-      const index_t cols = out.batch();
-      adv_logits_.resize(2 * config_.batch);
-      B::for_each(cols, kernels::StridedCopy<S>{out.data(), critic_rows, adv_logits_.data(), 1});
-      return adv_logits_.data();
-    }
-  }
-  // The loss's logit gradients (d_logits_) into row 0 of the full output gradient, zeros in
-  // the head rows for the heads to add into.
-  void scatter_adversarial_gradient(index_t cols) {
-    B::fill(critic_rows * cols, d_out_grad_.data(), S(0));
-    B::for_each(cols, kernels::StridedCopy<S>{d_logits_.data(), 1, d_out_grad_.data(), critic_rows});
   }
 
   // The NaN/Inf guard: a scalar per quantity per update (losses, penalties, gradient
@@ -951,14 +636,15 @@ private:
   generator_type g_;
   discriminator_type d_;
   typename Opt::template State<B> g_opt_, d_opt_;
-  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_, d_logits_, loss_work_, adv_logits_, d_out_grad_;
+  typename B::template buffer<S> ema_, z_, gen_z_, critic_in_;
+  CriticBatch<B, critic_rows> critic_batch_; // the losses' logits, their gradients, workspace
+  Hook hook_;
   typename B::template buffer<std::int32_t> labels_;     // [real batch | fake batch] labels
   typename B::template buffer<std::int32_t> gen_labels_; // generate()'s labels on a device backend
   // Host staging for a backend with device memory: data sources and the label draws write
   // on the host, then one upload per batch (unused, and empty, on host backends).
   HostBuffer<S> host_real_;
   HostBuffer<std::int32_t> host_labels_;
-  mutable std::vector<S> host_scratch_; // checkpoints of a device backend
   penalty::Workspace<B> workspace_;
   RandomStream noise_, data_, penalty_, labels_rng_, dropout_g_, dropout_d_;
   // The statistics and the part values their span points at; a copied Trainer's span points
