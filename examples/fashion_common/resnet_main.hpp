@@ -1,0 +1,30 @@
+// The command line, configuration and run both ResNet recipes share (fashion_resnet_gan,
+// fashion_resnet_cgan): the paper's schedule (resnet::config) with the options every image
+// example takes.
+#pragma once
+
+#include <cstdio>
+#include <exception>
+
+#include "fashion.hpp"
+#include "resnet_specs.hpp"
+
+namespace fashion::resnet {
+
+/// Parses the command line, trains T with the SN-GAN schedule and evaluates it; the exit code.
+template <class T>
+int main(int argc, char** argv, const char* name, const char* what) try {
+  const auto o = fashion::parse(argc, argv, name, what, 1000, 64, T::max_batch);
+  auto cfg = config<T>();
+  cfg.batch = o.batch;
+  cfg.seed = o.seed;
+  cfg.ema_decay = o.ema;
+  cfg.ema_warmup = true;
+  T trainer(cfg);
+  return fashion::run(trainer, o, name);
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "%s: %s\n", name, e.what());
+  return 1;
+}
+
+} // namespace fashion::resnet
