@@ -78,7 +78,7 @@ file="$scratch/a-regular-file"
 touch "$file"
 huge_batch=4611686018427387904 # 2^62: batch x 784 wraps to 0 in 64 bits
 
-for example in fashion_mlp_gan fashion_dcgan fashion_cgan; do
+for example in fashion_mlp_gan fashion_dcgan fashion_cgan fashion_resnet_gan fashion_resnet_cgan; do
   expect_help $example --steps --batch --seed --out --data --classifier --eval --sample-every --ema \
     --checkpoint-every --on-divergence
   expect_refusal $example --steps --steps -1

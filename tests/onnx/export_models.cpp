@@ -18,10 +18,14 @@ namespace {
 namespace models = forgery::test::onnx_models;
 using B = fg::backend::Cpu<float>;
 
-template <class Spec>
-void write(const std::filesystem::path& dir, const std::string& name, std::uint64_t seed, bool image_input) {
+// `adjust` changes the prepared network before it runs and is exported.
+template <class Spec, class Adjust = void (*)(fg::Network<Spec, B>&)>
+void write(
+    const std::filesystem::path& dir, const std::string& name, std::uint64_t seed, bool image_input,
+    Adjust adjust = [](fg::Network<Spec, B>&) {}) {
   fg::Network<Spec, B> net;
   models::prepare(net, seed);
+  adjust(net);
   using Net = fg::Network<Spec, B>;
   const fg::index_t batch = 5;
   const auto x = models::inputs<Net>(batch, seed, image_input);
@@ -49,6 +53,10 @@ int main(int argc, char** argv) try {
   write<models::DcganGenerator>(dir, "dcgan_generator", 13, false);
   write<models::DcganCritic>(dir, "dcgan_critic", 14, true);
   write<models::LayerZoo>(dir, "layer_zoo", 15, true);
+  write<models::ResnetGenerator>(dir, "resnet_generator", 16, false);
+  write<models::ResnetCritic>(dir, "resnet_critic", 17, true, [](auto& net) {
+    models::set_attention_gamma<models::resnet_critic_attention>(net, 0.8f);
+  });
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "onnx_export_models: %s\n", e.what());

@@ -1,9 +1,11 @@
 // The networks the ONNX tests export: the MLP GAN and the DCGAN of the Fashion-MNIST examples,
-// and a network holding every other layer kind that has an ONNX form, each brought to a state
-// that is not the initial one (see prepare).
+// a network holding every other layer kind that has an ONNX form, and a ResNet generator and
+// critic built from blocks, each brought to a state that is not the initial one (see prepare).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <forgery/forgery.hpp>
@@ -13,7 +15,10 @@
 #include <forgery/layers/conv_transpose2d.hpp>
 #include <forgery/layers/dropout.hpp>
 #include <forgery/layers/layer_norm.hpp>
+#include <forgery/layers/resample.hpp>
+#include <forgery/layers/self_attention.hpp>
 #include <forgery/layers/spectral_norm.hpp>
+#include <forgery/nn/residual.hpp>
 
 #include "../../examples/fashion_common/dcgan_specs.hpp"
 
@@ -36,6 +41,40 @@ using LayerZoo = Sequential<Input<3, 9, 9>, example::Double, SpectralNorm<Conv2d
                             ConvTranspose2d<5, 3, 2, 1>, BatchNorm<0.3, 1e-3>, Dropout<0.4>, LeakyReLU<0.1>, Flatten,
                             SpectralNorm<Dense<24>>, BatchNorm<>, ReLU, Dense<12, false>, LayerNorm<1e-4>, Identity,
                             Reshape<3, 2, 2>, Tanh>;
+
+/// A ResNet generator's up block (SNGAN, Miyato et al. 2018): BatchNorm, ReLU, Upsample<2> and
+/// a 3x3 convolution twice, beside a learned shortcut (Upsample<2>, 1x1 convolution).
+template <index_t Out>
+using ResUp =
+    Residual<Sequential<BatchNorm<>, ReLU, Upsample<2>, Conv2d<Out, 3, 1, 1>, BatchNorm<>, ReLU, Conv2d<Out, 3, 1, 1>>,
+             Sequential<Upsample<2>, Conv2d<Out, 1, 1, 0>>>;
+
+/// A ResNet critic's down block: spectrally normalised 3x3 convolutions and AvgPool2d<2>,
+/// beside a learned shortcut (1x1 convolution, AvgPool2d<2>).
+template <index_t Out>
+using ResDown = Residual<
+    Sequential<ReLU, SpectralNorm<Conv2d<Out, 3, 1, 1>>, ReLU, SpectralNorm<Conv2d<Out, 3, 1, 1>>, AvgPool2d<2>>,
+    Sequential<SpectralNorm<Conv2d<Out, 1, 1, 0>>, AvgPool2d<2>>>;
+
+/// z (16) -> 16x4x4 -> 16x8x8 -> 8x16x16 -> 3x16x16.
+using ResnetGenerator = Sequential<Input<16>, Dense<16 * 4 * 4>, Reshape<16, 4, 4>, ResUp<16>, ResUp<8>, BatchNorm<>,
+                                   ReLU, Conv2d<3, 3, 1, 1>, Tanh>;
+
+/// 3x16x16 -> 16x8x8 -> attention -> 16x4x4 -> an identity block -> 1 logit.
+using ResnetCritic =
+    Sequential<Input<3, 16, 16>, ResDown<16>, SelfAttention<8, 2, true>, ResDown<16>,
+               Residual<Sequential<ReLU, SpectralNorm<Conv2d<16, 3, 1, 1>>, ReLU, SpectralNorm<Conv2d<16, 3, 1, 1>>>>,
+               ReLU, Flatten, Dense<1>>;
+/// ResnetCritic's SelfAttention (layer 1).
+inline constexpr std::size_t resnet_critic_attention = 1;
+
+/// Sets gamma of the SelfAttention at top-level position I of `net`: it starts at 0, where
+/// the layer is the identity and an export would not exercise the attention.
+template <std::size_t I, class Net>
+void set_attention_gamma(Net& net, typename Net::scalar gamma) {
+  using L = std::remove_cvref_t<decltype(net.template layer<I>())>;
+  net.params()[Net::param_offsets[I] + L::gamma_offset] = gamma;
+}
 
 /// Initialises `net` from `seed`, adds N(0, 0.05) to every parameter (BatchNorm's and
 /// LayerNorm's gamma and beta leave 1 and 0), runs four train-mode passes on N(0, 1) inputs

@@ -309,3 +309,156 @@ TEST_CASE("onnx: a double network exports DOUBLE tensors") {
   CHECK(w.raw_data().size() == 4 * 5 * 3 * 3 * sizeof(double));
   CHECK(dims(initializer(m, "l4.ConvTranspose2d/bias")) == std::vector<std::int64_t>{5});
 }
+
+TEST_CASE("onnx: a nested Sequential writes its children under its name, as the flat network does") {
+  using Nested = fg::Sequential<fg::Input<2, 6, 6>, fg::Conv2d<4, 3, 1, 1>,
+                                fg::Sequential<fg::ReLU, fg::Conv2d<3, 3, 1, 1>, fg::Sequential<fg::Tanh, fg::Flatten>>,
+                                fg::Dense<5>>;
+  using Flat = fg::Sequential<fg::Input<2, 6, 6>, fg::Conv2d<4, 3, 1, 1>, fg::ReLU, fg::Conv2d<3, 3, 1, 1>, fg::Tanh,
+                              fg::Flatten, fg::Dense<5>>;
+  fg::Network<Nested, B> nested;
+  models::prepare(nested, 20);
+  const onnx::ModelProto m = fg::io::to_onnx(nested);
+  CHECK(op_types(m) == std::vector<std::string>{"Conv", "Relu", "Conv", "Tanh", "Reshape", "Gemm"});
+  CHECK(node(m, "l1.Sequential/l0.ReLU/Relu").input(0) == "l0.Conv2d/Conv");
+  CHECK(node(m, "l1.Sequential/l1.Conv2d/Conv").input(0) == "l1.Sequential/l0.ReLU/Relu");
+  CHECK(node(m, "l1.Sequential/l2.Sequential/l0.Tanh/Tanh").input(0) == "l1.Sequential/l1.Conv2d/Conv");
+  CHECK(node(m, "l1.Sequential/l2.Sequential/l1.Reshape/Reshape").input(0) ==
+        "l1.Sequential/l2.Sequential/l0.Tanh/Tanh");
+  CHECK(node(m, "l2.Dense/Gemm").input(0) == "l1.Sequential/l2.Sequential/l1.Reshape/Reshape");
+  CHECK(m.graph().node(5).output(0) == "output");
+
+  // The block's child reads its slice inside the block's slice.
+  using Block = std::remove_cvref_t<decltype(nested.layer<1>())>;
+  const float* p = nested.params() + nested.param_offsets[1] + Block::param_offsets[1];
+  const std::vector<float> w = values(initializer(m, "l1.Sequential/l1.Conv2d/weight"));
+  REQUIRE(w.size() == 3 * 4 * 9);
+  int mismatches = 0;
+  for (int o = 0; o < 3; ++o)
+    for (int c = 0; c < 4 * 9; ++c) mismatches += w[std::size_t(o * 36 + c)] != p[c * 3 + o];
+  CHECK(mismatches == 0);
+
+  // The flat network with the same parameters (the same layout, depth first) writes the same
+  // node types in order and the same initializer values.
+  fg::Network<Flat, B> flat;
+  static_assert(fg::Network<Flat, B>::param_count == fg::Network<Nested, B>::param_count);
+  std::memcpy(flat.params(), nested.params(), sizeof(float) * std::size_t(flat.param_count));
+  const onnx::ModelProto mf = fg::io::to_onnx(flat);
+  CHECK(op_types(mf) == op_types(m));
+  REQUIRE(mf.graph().initializer_size() == m.graph().initializer_size());
+  for (int i = 0; i < m.graph().initializer_size(); ++i) {
+    CHECK(dims(mf.graph().initializer(i)) == dims(m.graph().initializer(i)));
+    CHECK(mf.graph().initializer(i).raw_data() == m.graph().initializer(i).raw_data());
+  }
+  CHECK(node(mf, "l2.Conv2d/Conv").input(0) == "l1.ReLU/Relu"); // flat names as before
+}
+
+TEST_CASE("onnx: a Residual adds its main branch to the input or to its shortcut") {
+  // Identity shortcut: Add(main, the block's input).
+  using Id = fg::Sequential<fg::Input<3, 4, 4>, fg::Residual<fg::Sequential<fg::Conv2d<3, 3, 1, 1>, fg::ReLU>>>;
+  fg::Network<Id, B> id;
+  models::prepare(id, 21);
+  const onnx::ModelProto mi = fg::io::to_onnx(id);
+  CHECK(op_types(mi) == std::vector<std::string>{"Conv", "Relu", "Add"});
+  CHECK(node(mi, "l0.Residual/main/l0.Conv2d/Conv").input(0) == "input");
+  const onnx::NodeProto& add = mi.graph().node(2);
+  CHECK(add.name() == "l0.Residual/Add");
+  REQUIRE(add.input_size() == 2);
+  CHECK(add.input(0) == "l0.Residual/main/l1.ReLU/Relu");
+  CHECK(add.input(1) == "input");
+  CHECK(add.output(0) == "output");
+
+  // Learned shortcuts, of a single layer beside a Sequential and beside a single layer.
+  using Learned = fg::Sequential<fg::Input<3, 4, 4>,
+                                 fg::Residual<fg::Sequential<fg::Conv2d<5, 3, 1, 1>, fg::ReLU>, fg::Conv2d<5, 1, 1, 0>>,
+                                 fg::Residual<fg::Conv2d<5, 3, 1, 1>, fg::Sequential<fg::Identity>>, fg::Flatten>;
+  fg::Network<Learned, B> net;
+  models::prepare(net, 22);
+  const onnx::ModelProto m = fg::io::to_onnx(net);
+  CHECK(op_types(m) == std::vector<std::string>{"Conv", "Relu", "Conv", "Add", "Conv", "Add", "Reshape"});
+  const onnx::NodeProto& shortcut = node(m, "l0.Residual/shortcut.Conv2d/Conv");
+  CHECK(shortcut.input(0) == "input");
+  const onnx::NodeProto& sum = node(m, "l0.Residual/Add");
+  CHECK(sum.input(0) == "l0.Residual/main/l1.ReLU/Relu");
+  CHECK(sum.input(1) == shortcut.output(0));
+  // The shortcut's weight is the slice after the main branch's.
+  using Block = std::remove_cvref_t<decltype(net.layer<0>())>;
+  const float* p = net.params() + net.param_offsets[0] + Block::param_offsets[1];
+  const std::vector<float> w = values(initializer(m, "l0.Residual/shortcut.Conv2d/weight"));
+  REQUIRE(w.size() == 15);
+  for (int o = 0; o < 5; ++o)
+    for (int c = 0; c < 3; ++c) CHECK(w[std::size_t(o * 3 + c)] == p[c * 5 + o]);
+  CHECK(values(initializer(m, "l0.Residual/shortcut.Conv2d/bias"))[0] == p[15]);
+  // A shortcut that writes no node (Sequential<Identity>) adds the block's input.
+  const onnx::NodeProto& second = node(m, "l1.Residual/Add");
+  CHECK(node(m, "l1.Residual/main.Conv2d/Conv").input(0) == sum.output(0));
+  CHECK(second.input(0) == "l1.Residual/main.Conv2d/Conv");
+  CHECK(second.input(1) == sum.output(0));
+  CHECK(node(m, "l2.Reshape/Reshape").input(0) == second.output(0));
+}
+
+TEST_CASE("onnx: Upsample is a nearest Resize reading floor(y / F), AvgPool2d an AveragePool") {
+  using Net = fg::Sequential<fg::Input<2, 4, 4>, fg::Upsample<3>, fg::AvgPool2d<2>>;
+  fg::Network<Net, fg::backend::Cpu<double>> net;
+  net.initialize(1);
+  const onnx::ModelProto m = fg::io::to_onnx(net);
+  CHECK(op_types(m) == std::vector<std::string>{"Resize", "AveragePool"});
+  const onnx::NodeProto& resize = node(m, "l0.Upsample/Resize");
+  REQUIRE(resize.input_size() == 3);
+  CHECK(resize.input(0) == "input");
+  CHECK(resize.input(1).empty()); // no roi
+  CHECK(attribute(resize, "mode").s() == "nearest");
+  CHECK(attribute(resize, "coordinate_transformation_mode").s() == "asymmetric");
+  CHECK(attribute(resize, "nearest_mode").s() == "floor");
+  // Resize's scales are FLOAT whatever the network's type.
+  const onnx::TensorProto& scales = initializer(m, resize.input(2));
+  CHECK(scales.data_type() == onnx::TensorProto::FLOAT);
+  CHECK(values(scales) == std::vector<float>{1.0f, 1.0f, 3.0f, 3.0f});
+  const onnx::NodeProto& pool = node(m, "l1.AvgPool2d/AveragePool");
+  CHECK(pool.input(0) == resize.output(0));
+  CHECK(ints(attribute(pool, "kernel_shape")) == std::vector<std::int64_t>{2, 2});
+  CHECK(ints(attribute(pool, "strides")) == std::vector<std::int64_t>{2, 2});
+  CHECK(shape(m.graph().output(0)) == std::vector<std::string>{"N", "2", "6", "6"});
+}
+
+TEST_CASE("onnx: SelfAttention exports the projections forward runs with, spectral ones divided by sigma") {
+  fg::Network<models::ResnetCritic, B> net;
+  models::prepare(net, 23);
+  constexpr std::size_t at = models::resnet_critic_attention;
+  models::set_attention_gamma<at>(net, 0.5f);
+  const auto x = models::inputs<fg::Network<models::ResnetCritic, B>>(2, 23, true);
+  net.forward({x.data(), net.input_size, 2}); // sets each projection's sigma
+  const onnx::ModelProto m = fg::io::to_onnx(net);
+
+  std::vector<std::string> ops;
+  for (const onnx::NodeProto& n : m.graph().node())
+    if (n.name().rfind("l1.SelfAttention/", 0) == 0) ops.push_back(n.op_type());
+  CHECK(ops == std::vector<std::string>{"Reshape", "Transpose", "MatMul", "MatMul", "MatMul", "Transpose", "MatMul",
+                                        "Softmax", "MatMul", "MatMul", "Transpose", "Reshape", "Mul", "Add"});
+  CHECK(attribute(node(m, "l1.SelfAttention/Softmax"), "axis").i() == -1);
+  const onnx::NodeProto& add = node(m, "l1.SelfAttention/Add");
+  CHECK(add.input(0) == node(m, "l1.SelfAttention/Reshape").input(0)); // the residual reads the layer's input
+  CHECK(values(initializer(m, "l1.SelfAttention/gamma")) == std::vector<float>{0.5f});
+
+  // C = 16: queries and keys of 2 channels, values of 8. Each W^T is in x out row-major,
+  // the stored in x out column-major matrix times 1 / sigma.
+  const auto& layer = net.layer<at>();
+  using L = std::remove_cvref_t<decltype(layer)>;
+  const float* p = net.params() + net.param_offsets[at];
+  const char* names[4] = {"l1.SelfAttention/query_weight_t", "l1.SelfAttention/key_weight_t",
+                          "l1.SelfAttention/value_weight_t", "l1.SelfAttention/output_weight_t"};
+  const std::vector<std::vector<std::int64_t>> expected_dims{{16, 2}, {16, 2}, {16, 8}, {8, 16}};
+  for (int b = 0; b < 4; ++b) {
+    const auto& pr = L::projections[b];
+    const onnx::TensorProto& t = initializer(m, names[b]);
+    CHECK(dims(t) == expected_dims[std::size_t(b)]);
+    const std::vector<float> w = values(t);
+    const float inv_sigma = 1.0f / layer.sigma(b);
+    CHECK(layer.sigma(b) != 1.0f);
+    int mismatches = 0;
+    for (fg::index_t i = 0; i < pr.in; ++i)
+      for (fg::index_t o = 0; o < pr.out; ++o)
+        mismatches += w[std::size_t(i * pr.out + o)] != p[pr.offset + o * pr.in + i] * inv_sigma;
+    CHECK(mismatches == 0);
+  }
+}

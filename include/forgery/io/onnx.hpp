@@ -38,8 +38,11 @@
 #include "forgery/layers/dense.hpp"
 #include "forgery/layers/dropout.hpp"
 #include "forgery/layers/layer_norm.hpp"
+#include "forgery/layers/resample.hpp"
 #include "forgery/layers/reshape.hpp"
+#include "forgery/layers/self_attention.hpp"
 #include "forgery/layers/spectral_norm.hpp"
+#include "forgery/nn/residual.hpp"
 #include "forgery/nn/sequential.hpp"
 
 namespace forgery::io {
@@ -60,14 +63,16 @@ struct OnnxOptions {
   std::string doc;
 };
 
-/// A node attribute: an integer, a float, or a list of integers.
+/// A node attribute: an integer, a float, a list of integers, or a string.
 struct OnnxAttribute {
   std::string name;
-  std::variant<std::int64_t, float, std::vector<std::int64_t>> value;
+  std::variant<std::int64_t, float, std::vector<std::int64_t>, std::string> value;
 };
 
 /// The graph under construction, as an onnx_node<Layer>::emit sees it: it adds initializers
 /// and nodes named after the layer being written ("l3.Conv2d/..."), so names are unique.
+/// Inside a block the names carry the path to the layer: "l3.Sequential/l0.Conv2d/...",
+/// "l2.Residual/main/l1.Conv2d/...", "l2.Residual/shortcut.Conv2d/...".
 /// \tparam S the network's scalar type (float: tensors of ONNX type FLOAT; double: DOUBLE).
 template <class S>
 class OnnxGraph {
@@ -80,13 +85,35 @@ public:
 
   explicit OnnxGraph(ONNX_NAMESPACE::GraphProto& graph) : graph_(&graph) {}
 
-  /// Starts the nodes of layer `index` (its position in the network, from 0).
+  /// Starts the nodes of layer `index` (its position in the network or the enclosing block,
+  /// from 0).
   void begin_layer(std::size_t index, std::string_view layer_name) {
     // Appended piece by piece: GCC 12's -Wrestrict misfires on chains of string + at -O3.
-    prefix_.assign(1, 'l');
+    prefix_ = scope_;
+    prefix_.push_back('l');
     prefix_.append(std::to_string(index));
     prefix_.push_back('.');
     prefix_.append(layer_name);
+  }
+
+  /// Starts the nodes of a block's branch that is not a position in a chain (a Residual's
+  /// "main" or "shortcut", maybe followed by the layer's name).
+  void begin_branch(std::string_view branch) {
+    prefix_ = scope_;
+    prefix_.append(branch);
+  }
+
+  /// Enters the current layer as a block: the names of its children's nodes start with its
+  /// own prefix. leave_block() returns to the block's prefix, for nodes of its own after them.
+  void enter_block() {
+    scopes_.emplace_back(scope_, prefix_);
+    scope_ = prefix_;
+    scope_.push_back('/');
+  }
+  void leave_block() {
+    scope_ = std::move(scopes_.back().first);
+    prefix_ = std::move(scopes_.back().second);
+    scopes_.pop_back();
   }
 
   /// A tensor name not used before, from `hint` and the current layer.
@@ -126,6 +153,17 @@ public:
     return constant(hint, dims, values.data());
   }
 
+  /// Adds a 1-D float initializer whatever S is (Resize's scales); returns its name.
+  std::string float_constant(std::string_view hint, const std::vector<float>& values) {
+    const std::string n = name(hint);
+    ONNX_NAMESPACE::TensorProto& t = *graph_->add_initializer();
+    t.set_name(n);
+    t.set_data_type(ONNX_NAMESPACE::TensorProto::FLOAT);
+    t.add_dims(static_cast<std::int64_t>(values.size()));
+    t.set_raw_data(raw_bytes(values.data(), static_cast<std::int64_t>(values.size())));
+    return n;
+  }
+
   /// Adds a 1-D int64 initializer (a Reshape's shape); returns its name.
   std::string int64_constant(std::string_view hint, const std::vector<std::int64_t>& values) {
     const std::string n = name(hint);
@@ -138,6 +176,7 @@ public:
   }
 
   /// Adds a node of the default (ai.onnx) domain with one output; returns the output's name.
+  /// An empty input name leaves out an optional input.
   std::string node(std::string_view op_type, const std::vector<std::string>& inputs,
                    const std::vector<OnnxAttribute>& attributes = {}) {
     ONNX_NAMESPACE::NodeProto& nd = *graph_->add_node();
@@ -155,6 +194,9 @@ public:
       } else if (const auto* f = std::get_if<float>(&a.value)) {
         attr.set_type(ONNX_NAMESPACE::AttributeProto::FLOAT);
         attr.set_f(*f);
+      } else if (const auto* s = std::get_if<std::string>(&a.value)) {
+        attr.set_type(ONNX_NAMESPACE::AttributeProto::STRING);
+        attr.set_s(*s);
       } else {
         attr.set_type(ONNX_NAMESPACE::AttributeProto::INTS);
         for (const std::int64_t v : std::get<std::vector<std::int64_t>>(a.value)) attr.add_ints(v);
@@ -182,7 +224,9 @@ private:
 
   ONNX_NAMESPACE::GraphProto* graph_;
   std::string prefix_ = "graph";
-  std::set<std::string> used_; // every name given out, so that none repeats
+  std::string scope_; // the enclosing blocks' prefixes, each followed by '/'; empty at the top
+  std::vector<std::pair<std::string, std::string>> scopes_; // (scope_, prefix_) of each block entered
+  std::set<std::string> used_;                              // every name given out, so that none repeats
 };
 
 /// How a bound layer is written as ONNX nodes. A specialisation provides
@@ -244,15 +288,75 @@ constexpr const char* onnx_layer_name() {
     return "Layer";
 }
 
+/// Whether onnx_node<L> writes L through the onnx_node of each of its children (a block:
+/// Sequential, Residual), so that the check below looks at the children instead.
+template <class L>
+struct onnx_through_children : std::false_type {};
+template <class B, class In, class... Bound>
+struct onnx_through_children<forgery::detail::SequentialLayer<B, In, forgery::detail::type_list<Bound...>>>
+    : std::true_type {};
+template <class B, class In, class MainBound, class ShortcutBound, bool IdentityShortcut>
+struct onnx_through_children<forgery::detail::ResidualLayer<B, In, MainBound, ShortcutBound, IdentityShortcut>>
+    : std::true_type {};
+
+template <class L>
+constexpr bool onnx_form_check();
+
+template <class Tuple>
+struct onnx_children_check;
+template <class... Ls>
+struct onnx_children_check<std::tuple<Ls...>> {
+  static constexpr bool value = (onnx_form_check<Ls>() && ...);
+};
+
 // Where the instantiation trace names the layer: static_assert messages cannot name a type.
+// A block is checked through its children, so that a layer without a form at any depth is
+// the one named.
 template <class L>
 constexpr bool onnx_form_check() {
-  static_assert(OnnxExportable<L>,
-                "fg::io::export_onnx: a layer of this network has no ONNX form (the layer is L in this instantiation). "
-                "Specialise forgery::io::onnx_node<L> with a static emit(OnnxGraph<S>&, const L&, const S* params, "
-                "const std::string& input) that writes its nodes (for an Activation<Fn>: "
-                "forgery::io::onnx_activation<Fn>), or export a network without it.");
-  return OnnxExportable<L>;
+  if constexpr (onnx_through_children<L>::value) {
+    return onnx_children_check<typename L::children_type>::value;
+  } else {
+    static_assert(
+        OnnxExportable<L>,
+        "fg::io::export_onnx: a layer of this network has no ONNX form (the layer is L in this instantiation). "
+        "Specialise forgery::io::onnx_node<L> with a static emit(OnnxGraph<S>&, const L&, const S* params, "
+        "const std::string& input) that writes its nodes (for an Activation<Fn>: "
+        "forgery::io::onnx_activation<Fn>), or export a network without it.");
+    return OnnxExportable<L>;
+  }
+}
+
+/// Writes the children of a chain (a Sequential block) one after the other from `tensor`,
+/// child I with the slice at Block::param_offsets[I] of `p`; returns the last output.
+template <class Block, class S>
+std::string onnx_emit_chain(OnnxGraph<S>& g, const Block& block, const S* p, std::string tensor) {
+  using children = typename Block::children_type;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((g.begin_layer(I, onnx_layer_name<std::tuple_element_t<I, children>>()),
+      tensor = onnx_node<std::tuple_element_t<I, children>>::emit(g, block.template layer<I>(),
+                                                                  p + Block::param_offsets[I], tensor)),
+     ...);
+  }
+  (std::make_index_sequence<std::tuple_size_v<children>>{});
+  return tensor;
+}
+
+template <class L>
+struct onnx_is_chain : std::false_type {};
+template <class B, class In, class... Bound>
+struct onnx_is_chain<forgery::detail::SequentialLayer<B, In, forgery::detail::type_list<Bound...>>> : std::true_type {};
+
+/// A Residual's branch: "main" or "shortcut" for a Sequential (its children follow as
+/// "main/l0.Conv2d", ...), "main.Conv2d" for a single layer.
+template <class L>
+std::string onnx_branch_name(std::string_view branch) {
+  std::string n(branch);
+  if constexpr (!onnx_is_chain<L>::value) {
+    n.push_back('.');
+    n.append(onnx_layer_name<L>());
+  }
+  return n;
 }
 
 } // namespace detail
@@ -436,15 +540,131 @@ struct onnx_activation<activation::Sigmoid> {
   }
 };
 
+// --- Blocks ---------------------------------------------------------------------------------
+
+/// A Sequential nested in a network: its children in order, each with its slice of the
+/// block's parameters, named under the block ("l3.Sequential/l0.Conv2d/...").
+template <class B, class In, class... Bound>
+struct onnx_node<forgery::detail::SequentialLayer<B, In, forgery::detail::type_list<Bound...>>> {
+  using L = forgery::detail::SequentialLayer<B, In, forgery::detail::type_list<Bound...>>;
+  template <class S>
+  static std::string emit(OnnxGraph<S>& g, const L& layer, const S* p, const std::string& input) {
+    g.enter_block();
+    std::string out = detail::onnx_emit_chain(g, layer, p, input);
+    g.leave_block();
+    return out;
+  }
+};
+
+/// Residual: both branches read the block's input, then Add(main, shortcut); with the
+/// identity shortcut, Add(main, input). Names: "l3.Residual/main/l0.Conv2d/...",
+/// "l3.Residual/shortcut.Conv2d/...", "l3.Residual/Add".
+template <class B, class In, class MainBound, class ShortcutBound, bool IdentityShortcut>
+struct onnx_node<forgery::detail::ResidualLayer<B, In, MainBound, ShortcutBound, IdentityShortcut>> {
+  using L = forgery::detail::ResidualLayer<B, In, MainBound, ShortcutBound, IdentityShortcut>;
+  template <class S>
+  static std::string emit(OnnxGraph<S>& g, const L& layer, const S* p, const std::string& input) {
+    using Main = typename L::main_type;
+    g.enter_block();
+    g.begin_branch(detail::onnx_branch_name<Main>("main"));
+    const std::string main = onnx_node<Main>::emit(g, layer.main(), p, input);
+    std::string shortcut = input;
+    if constexpr (!IdentityShortcut) {
+      using Shortcut = typename L::shortcut_type;
+      g.begin_branch(detail::onnx_branch_name<Shortcut>("shortcut"));
+      shortcut = onnx_node<Shortcut>::emit(g, layer.shortcut(), p + L::param_offsets[1], input);
+    }
+    g.leave_block();
+    return g.node("Add", {main, shortcut});
+  }
+};
+
+// --- Resampling and attention ---------------------------------------------------------------
+
+/// Upsample: Resize, mode nearest, scales (1, 1, F, F). With the asymmetric coordinate
+/// transformation and floor rounding, output pixel y reads input pixel floor(y / F): each
+/// value fills its F x F block, as forgery's (and PyTorch's export of nn.Upsample).
+/// AvgPool2d: AveragePool with a K x K kernel and stride K, no padding.
+template <index_t C, index_t H, index_t W, index_t F, bool Up, class B>
+struct onnx_node<forgery::detail::ResampleLayer<C, H, W, F, Up, B>> {
+  template <class S>
+  static std::string emit(OnnxGraph<S>& g, const forgery::detail::ResampleLayer<C, H, W, F, Up, B>&, const S*,
+                          const std::string& input) {
+    if constexpr (Up) {
+      const float f = static_cast<float>(F);
+      // The second input (roi) is unused by these modes: the empty name leaves it out.
+      return g.node("Resize", {input, std::string(), g.float_constant("scales", {1.0f, 1.0f, f, f})},
+                    {{"mode", std::string("nearest")},
+                     {"coordinate_transformation_mode", std::string("asymmetric")},
+                     {"nearest_mode", std::string("floor")}});
+    } else {
+      return g.node("AveragePool", {input},
+                    {{"kernel_shape", std::vector<std::int64_t>{F, F}}, {"strides", std::vector<std::int64_t>{F, F}}});
+    }
+  }
+};
+
+/// SelfAttention, per sample with X the P x C matrix of its positions (P = H W):
+///   Xt = Transpose(Reshape(x, (N, C, P)), (0, 2, 1))                       (N, P, C)
+///   Q, K, V = Xt Wq^T, Xt Wk^T, Xt Wv^T                                     MatMul
+///   A = Softmax(Q K^T, axis -1)        row j: output position j over positions i, as forgery
+///   Y = x + gamma Reshape(Transpose((A V) Wo^T, (0, 2, 1)), (N, C, H, W))
+/// With Spectral, each projection is divided by its sigma = u^T W v from the saved u and v,
+/// with the backend's operations in forward's order (the same bits as forward's weights).
+template <index_t C, index_t H, index_t W, index_t KeyDiv, index_t ValueDiv, bool Spectral, class B>
+struct onnx_node<forgery::detail::SelfAttentionLayer<C, H, W, KeyDiv, ValueDiv, Spectral, B>> {
+  using L = forgery::detail::SelfAttentionLayer<C, H, W, KeyDiv, ValueDiv, Spectral, B>;
+  template <class S>
+  static std::string emit(OnnxGraph<S>& g, const L& layer, const S* p, const std::string& input) {
+    using Trans = ::forgery::backend::Trans;
+    constexpr index_t P = L::pixels;
+    std::vector<S> w(p, p + L::param_count);
+    if constexpr (Spectral) {
+      const S* state = layer.state();
+      index_t offset = 0; // u (out), then v (in), of each projection in turn
+      for (const auto& pr : L::projections) {
+        const S* u = state + offset;
+        const S* v = u + pr.out;
+        std::vector<S> wv(static_cast<std::size_t>(pr.out));
+        // As SelfAttentionLayer::update_sigma and normalize_weights, on the stored M = W^T.
+        B::gemm(Trans::yes, Trans::no, pr.out, 1, pr.in, S(1), p + pr.offset, pr.in, v, pr.in, S(0), wv.data(), pr.out);
+        const S sigma = B::dot(pr.out, u, wv.data());
+        B::scale(pr.in * pr.out, S(1) / sigma, w.data() + pr.offset);
+        offset += pr.in + pr.out;
+      }
+    }
+    // W^T of each projection, in x out column-major, as an in x out row-major MatMul operand.
+    const auto projection = [&](std::string_view hint, int b) {
+      const auto& pr = L::projections[b];
+      return g.constant(hint, {pr.in, pr.out}, detail::onnx_row_major(w.data() + pr.offset, pr.in, pr.out));
+    };
+    const std::vector<OnnxAttribute> swap_last{{"perm", std::vector<std::int64_t>{0, 2, 1}}};
+    const std::string rows =
+        g.node("Transpose", {g.node("Reshape", {input, g.int64_constant("shape_rows", {0, C, P})})}, swap_last);
+    const std::string q = g.node("MatMul", {rows, projection("query_weight_t", 0)});
+    const std::string k = g.node("MatMul", {rows, projection("key_weight_t", 1)});
+    const std::string v = g.node("MatMul", {rows, projection("value_weight_t", 2)});
+    const std::string scores = g.node("MatMul", {q, g.node("Transpose", {k}, swap_last)});
+    const std::string attention = g.node("Softmax", {scores}, {{"axis", std::int64_t{-1}}});
+    const std::string o = g.node("MatMul", {g.node("MatMul", {attention, v}), projection("output_weight_t", 3)});
+    const std::string image =
+        g.node("Reshape", {g.node("Transpose", {o}, swap_last), g.int64_constant("shape_image", {0, C, H, W})});
+    const std::string scaled = g.node("Mul", {image, g.constant("gamma", {}, w.data() + L::gamma_offset)});
+    return g.node("Add", {input, scaled});
+  }
+};
+
 // --- Export ---------------------------------------------------------------------------------
 
 /// The network as an ONNX model (IR version of the linked libonnx, ai.onnx opset 17, producer
 /// "forgery"): its inference graph, in which BatchNorm uses its running statistics, Dropout is
 /// the identity and SpectralNorm's weight is already divided by sigma, so the model computes
-/// what `net` computes in eval mode. Checked with onnx::checker; throws forgery::error if the
+/// what `net` computes in eval mode. Blocks (a nested Sequential, Residual) are written as
+/// their children's nodes, named by their path ("l2.Residual/main/l0.Conv2d/Conv"), a
+/// Residual ending in an Add of its branches. Checked with onnx::checker; throws forgery::error if the
 /// check fails, config_error for unusable options.
-/// A network containing a layer without an ONNX form, or conditioning on class labels, does
-/// not compile.
+/// A network containing a layer without an ONNX form (at any depth of nesting; MinibatchStdDev
+/// has none), or conditioning on class labels, does not compile.
 template <class Spec, class B>
 ONNX_NAMESPACE::ModelProto to_onnx(const Network<Spec, B>& net, const OnnxOptions& options = {}) {
   using Net = Network<Spec, B>;
@@ -491,8 +711,6 @@ ONNX_NAMESPACE::ModelProto to_onnx(const Network<Spec, B>& net, const OnnxOption
   detail::onnx_set_shape<typename Net::input_shape>(*graph.add_input(), options.input_name, OnnxGraph<S>::element_type,
                                                     options.batch_dim);
 
-  // Network::layer has no const overload; nothing below writes to a layer.
-  auto& layers = const_cast<Net&>(net);
   OnnxGraph<S> g(graph);
   std::string tensor = options.input_name;
   // Guarded so that a layer without an ONNX form is reported once, by onnx_form_check.
@@ -500,14 +718,14 @@ ONNX_NAMESPACE::ModelProto to_onnx(const Network<Spec, B>& net, const OnnxOption
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       ((g.begin_layer(I, detail::onnx_layer_name<std::tuple_element_t<I, typename Net::layers_type>>()),
         tensor = onnx_node<std::tuple_element_t<I, typename Net::layers_type>>::emit(
-            g, std::as_const(layers.template layer<I>()), net.params() + Net::param_offsets[I], tensor)),
+            g, net.template layer<I>(), net.params() + Net::param_offsets[I], tensor)),
        ...);
     }
     (std::make_index_sequence<Net::depth>{});
   }
 
-  // The last node's output becomes the graph's output; a network whose layers wrote no node
-  // (Dropout, Identity) gets an Identity node.
+  // The last node's output becomes the graph's output (and any later node reading it reads
+  // the output); a network whose layers wrote no node (Dropout, Identity) gets an Identity node.
   bool renamed = false;
   for (int i = graph.node_size() - 1; i >= 0 && !renamed; --i) {
     ONNX_NAMESPACE::NodeProto& nd = *graph.mutable_node(i);
@@ -515,6 +733,12 @@ ONNX_NAMESPACE::ModelProto to_onnx(const Network<Spec, B>& net, const OnnxOption
       if (nd.output(o) == tensor) {
         nd.set_output(o, options.output_name);
         renamed = true;
+      }
+    if (renamed)
+      for (int j = i + 1; j < graph.node_size(); ++j) {
+        ONNX_NAMESPACE::NodeProto& later = *graph.mutable_node(j);
+        for (int k = 0; k < later.input_size(); ++k)
+          if (later.input(k) == tensor) later.set_input(k, options.output_name);
       }
   }
   if (!renamed) {
