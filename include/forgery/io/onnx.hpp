@@ -155,24 +155,12 @@ public:
 
   /// Adds a 1-D float initializer whatever S is (Resize's scales); returns its name.
   std::string float_constant(std::string_view hint, const std::vector<float>& values) {
-    const std::string n = name(hint);
-    ONNX_NAMESPACE::TensorProto& t = *graph_->add_initializer();
-    t.set_name(n);
-    t.set_data_type(ONNX_NAMESPACE::TensorProto::FLOAT);
-    t.add_dims(static_cast<std::int64_t>(values.size()));
-    t.set_raw_data(raw_bytes(values.data(), static_cast<std::int64_t>(values.size())));
-    return n;
+    return vector_constant(hint, ONNX_NAMESPACE::TensorProto::FLOAT, values);
   }
 
   /// Adds a 1-D int64 initializer (a Reshape's shape); returns its name.
   std::string int64_constant(std::string_view hint, const std::vector<std::int64_t>& values) {
-    const std::string n = name(hint);
-    ONNX_NAMESPACE::TensorProto& t = *graph_->add_initializer();
-    t.set_name(n);
-    t.set_data_type(ONNX_NAMESPACE::TensorProto::INT64);
-    t.add_dims(static_cast<std::int64_t>(values.size()));
-    t.set_raw_data(raw_bytes(values.data(), static_cast<std::int64_t>(values.size())));
-    return n;
+    return vector_constant(hint, ONNX_NAMESPACE::TensorProto::INT64, values);
   }
 
   /// Adds a node of the default (ai.onnx) domain with one output; returns the output's name.
@@ -208,6 +196,18 @@ public:
   [[nodiscard]] ONNX_NAMESPACE::GraphProto& graph() noexcept { return *graph_; }
 
 private:
+  // A 1-D initializer of ONNX element type `type` holding `values`.
+  template <class T>
+  std::string vector_constant(std::string_view hint, std::int32_t type, const std::vector<T>& values) {
+    const std::string n = name(hint);
+    ONNX_NAMESPACE::TensorProto& t = *graph_->add_initializer();
+    t.set_name(n);
+    t.set_data_type(type);
+    t.add_dims(static_cast<std::int64_t>(values.size()));
+    t.set_raw_data(raw_bytes(values.data(), static_cast<std::int64_t>(values.size())));
+    return n;
+  }
+
   // Little-endian bytes, as ONNX's raw_data is defined whatever the host.
   template <class T>
   static std::string raw_bytes(const T* values, std::int64_t count) {
@@ -265,6 +265,18 @@ std::vector<S> onnx_row_major(const S* col_major, index_t rows, index_t cols) {
   for (index_t r = 0; r < rows; ++r)
     for (index_t c = 0; c < cols; ++c) out[static_cast<std::size_t>(r * cols + c)] = col_major[c * rows + r];
   return out;
+}
+
+/// Divides the rows x cols weight at `dst` by sigma = u^T op(W) v, op(W) the rows x cols
+/// matrix `w` (leading dimension `ldw`, transposed when `trans`), with the backend's
+/// operations in forward's order, so that the exported weight has forward's bits.
+template <class B, class S>
+void onnx_divide_by_sigma(::forgery::backend::Trans trans, index_t rows, index_t cols, const S* w, index_t ldw,
+                          const S* u, const S* v, S* dst) {
+  std::vector<S> wv(static_cast<std::size_t>(rows));
+  B::gemm(trans, ::forgery::backend::Trans::no, rows, 1, cols, S(1), w, ldw, v, cols, S(0), wv.data(), rows);
+  const S sigma = B::dot(rows, u, wv.data());
+  B::scale(rows * cols, S(1) / sigma, dst);
 }
 
 /// Shape (N, dims...) with a symbolic N.
@@ -479,13 +491,10 @@ struct onnx_node<forgery::detail::SpectralNormLayer<Inner, Iterations, B>> {
   static std::string emit(OnnxGraph<S>& g, const L& layer, const S* p, const std::string& input) {
     static_assert(OnnxExportable<Inner>, "fg::io::export_onnx: the layer inside this fg::SpectralNorm has no ONNX "
                                          "form; specialise forgery::io::onnx_node for it.");
-    using Trans = ::forgery::backend::Trans;
     const S* u = layer.state();
-    const S* v = u + L::rows;
-    std::vector<S> wv(static_cast<std::size_t>(L::rows)), normalized(p, p + L::param_count);
-    B::gemm(Trans::no, Trans::no, L::rows, 1, L::cols, S(1), p, L::rows, v, L::cols, S(0), wv.data(), L::rows);
-    const S sigma = B::dot(L::rows, u, wv.data());
-    B::scale(L::weight_count, S(1) / sigma, normalized.data());
+    std::vector<S> normalized(p, p + L::param_count);
+    detail::onnx_divide_by_sigma<B>(::forgery::backend::Trans::no, L::rows, L::cols, p, L::rows, u, u + L::rows,
+                                    normalized.data());
     // The wrapped layer of forgery's own kinds keeps nothing but workspace, so a fresh one
     // writes the same nodes; a wrapped layer with state would need its own specialisation.
     const Inner inner{};
@@ -624,12 +633,9 @@ struct onnx_node<forgery::detail::SelfAttentionLayer<C, H, W, KeyDiv, ValueDiv, 
       index_t offset = 0; // u (out), then v (in), of each projection in turn
       for (const auto& pr : L::projections) {
         const S* u = state + offset;
-        const S* v = u + pr.out;
-        std::vector<S> wv(static_cast<std::size_t>(pr.out));
         // As SelfAttentionLayer::update_sigma and normalize_weights, on the stored M = W^T.
-        B::gemm(Trans::yes, Trans::no, pr.out, 1, pr.in, S(1), p + pr.offset, pr.in, v, pr.in, S(0), wv.data(), pr.out);
-        const S sigma = B::dot(pr.out, u, wv.data());
-        B::scale(pr.in * pr.out, S(1) / sigma, w.data() + pr.offset);
+        detail::onnx_divide_by_sigma<B>(Trans::yes, pr.out, pr.in, p + pr.offset, pr.in, u, u + pr.out,
+                                        w.data() + pr.offset);
         offset += pr.in + pr.out;
       }
     }
