@@ -31,6 +31,10 @@ PACKAGES=(
   # and checker, and the protobuf headers and library those classes are built on.
   libonnx-dev
   libprotobuf-dev
+  # Data-parallel training (forgery/distributed/mpi.hpp, the forgery::mpi target) and its
+  # tests: Open MPI's library and headers, and mpirun.
+  libopenmpi-dev
+  openmpi-bin
   # The fuzz preset: clang with libFuzzer and the sanitizer runtimes, and clang's OpenMP
   # (the top-level CMakeLists.txt finds OpenMP in every configuration).
   clang-14

@@ -332,6 +332,52 @@ concept GradientsHook = Backend<B> && requires(H& hook, const GradientsReady<B>&
   hook.gradients_ready(ready);
 };
 
+// --------------------------------------------------------------------------------------
+// Communicator: a gradients-ready hook that also spreads one training run over several
+// ranks (processes). The global batch is cut into a fixed number of shards
+// (Trainer::Config::shards); rank r computes the shards shard_range(shards, ranks, r) alone,
+// each from its own random streams, and exchange_shards gives every rank every shard's
+// slot, which each rank then sums in shard order. The result is the same bits for any rank
+// count. fg::mpi::Communicator (forgery/distributed/mpi.hpp) is one; fg::LocalGradients,
+// which is not, is one rank holding every shard.
+// --------------------------------------------------------------------------------------
+
+/// The shards [first, first + count) that one rank computes: contiguous, balanced (the
+/// first shards % ranks ranks hold one more).
+struct ShardRange {
+  index_t first = 0;
+  index_t count = 0;
+};
+
+/// Rank `rank`'s shards of `shards` over `ranks` ranks (1 <= ranks <= shards).
+constexpr ShardRange shard_range(index_t shards, index_t ranks, index_t rank) noexcept {
+  const index_t base = shards / ranks, extra = shards % ranks;
+  return {rank * base + (rank < extra ? rank : extra), base + (rank < extra ? 1 : 0)};
+}
+
+/// One update's shard results, laid out by shard: slot s of `slots` (backend memory) holds
+/// shard s's gradients and the layer states its passes left (stride scalars), slot s of
+/// `host_slots` its loss and objective part values (host_stride doubles). On entry the
+/// calling rank's slots are filled; exchange_shards fills the others.
+template <class B>
+struct ShardExchange {
+  GradientsOf network;       ///< whose update this is
+  typename B::scalar* slots; ///< shards x stride scalars, backend memory
+  index_t stride;            ///< scalars per shard slot
+  double* host_slots;        ///< shards x host_stride doubles, host memory
+  index_t host_stride;       ///< doubles per shard slot
+  index_t shards;            ///< Trainer::Config::shards
+  long long step;            ///< the training step in progress (1 for the first)
+};
+
+/// \tparam C a communicator (fg::mpi::Communicator); \tparam B the backend.
+template <class C, class B>
+concept Communicator = GradientsHook<C, B> && requires(C& c, const C& cc, const ShardExchange<B>& x) {
+  { cc.rank() } -> std::convertible_to<index_t>;
+  { cc.size() } -> std::convertible_to<index_t>;
+  c.exchange_shards(x);
+};
+
 namespace example {
 
 /// A gradients-ready hook's interface (declarations only); fg::LocalGradients is the
@@ -341,6 +387,19 @@ struct MinimalGradientsHook {
   void gradients_ready(const GradientsReady<B>& ready);
 };
 static_assert(GradientsHook<MinimalGradientsHook, MinimalBackend<float>>);
+
+/// A communicator's interface (declarations only): every rank calls exchange_shards with
+/// its own slots filled and returns with all of them filled.
+struct MinimalCommunicator {
+  template <class B>
+  void gradients_ready(const GradientsReady<B>& ready);
+  [[nodiscard]] index_t rank() const;
+  [[nodiscard]] index_t size() const;
+  template <class B>
+  void exchange_shards(const ShardExchange<B>& x);
+};
+static_assert(Communicator<MinimalCommunicator, MinimalBackend<float>>);
+static_assert(!Communicator<MinimalGradientsHook, MinimalBackend<float>>);
 
 } // namespace example
 

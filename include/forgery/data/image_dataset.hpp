@@ -223,6 +223,10 @@ public:
             gather(static_cast<std::size_t>(size() - n), [n](std::size_t k) { return n + static_cast<index_t>(k); })};
   }
 
+  /// Philox blocks each sample takes from the stream (sample j of a draw uses the block at
+  /// the stream's counter + j): a sharded Trainer draws shard s at its first column.
+  static constexpr std::uint64_t blocks_per_sample = 1;
+
   /// Fills `out` (features x batch) with images drawn uniformly with replacement; one
   /// Philox block of `rng` per image, as fg::data::TensorDataset.
   template <class T>
@@ -385,6 +389,10 @@ public:
     index_t index = 0;
     friend constexpr bool operator==(const Position&, const Position&) = default;
   };
+
+  /// One block per sample (the counter is the position): a sharded Trainer draws shard s
+  /// from the run's data stream at s's first column, so the shards partition each batch.
+  static constexpr std::uint64_t blocks_per_sample = 1;
 
   explicit ShuffledBatches(const ImageDataset<S>& data) : data_(&data), order_(static_cast<std::size_t>(data.size())) {}
   ShuffledBatches(const ImageDataset<S>&&) = delete; // would keep a dangling reference

@@ -59,6 +59,9 @@ public:
   /// All samples as a features x N view (the same memory).
   [[nodiscard]] ConstBatchView<S> view() const noexcept { return {samples_.data(), features_, size()}; }
 
+  /// Philox blocks each sample takes (sample j uses the block at the stream's counter + j).
+  static constexpr std::uint64_t blocks_per_sample = 1;
+
   /// Fills `out` (features x batch) with samples drawn uniformly with replacement; takes one
   /// Philox block per sample from `rng`.
   template <class T>

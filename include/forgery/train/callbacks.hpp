@@ -28,6 +28,7 @@ public:
 
   template <class T>
   void on_begin(const T& trainer, long long total) {
+    quiet_ = !writes_outputs(trainer);
     total_ = total;
     first_step_ = trainer.steps_done();
     start_ = clock::now();
@@ -35,7 +36,7 @@ public:
   }
   template <class T>
   void on_step(const T&, const StepStats& s) {
-    if (s.step % every_ != 0 && s.step != total_) return;
+    if (quiet_ || (s.step % every_ != 0 && s.step != total_)) return;
     const double elapsed = std::chrono::duration<double>(clock::now() - start_).count();
     const double rate = elapsed > 0 ? static_cast<double>(s.step - first_step_) / elapsed : 0.0;
     const double eta = rate > 0 ? static_cast<double>(total_ - s.step) / rate : 0.0;
@@ -48,6 +49,7 @@ public:
   }
   template <class T>
   void on_end(const T&, const StepStats&) {
+    if (quiet_) return;
     if (tty_) std::fputc('\n', out_);
     std::fflush(out_);
   }
@@ -69,6 +71,7 @@ private:
   long long total_ = 0, first_step_ = 0;
   clock::time_point start_{};
   bool tty_ = false;
+  bool quiet_ = false; // not the root rank: prints nothing
 };
 
 /// Log format of LossLog.
@@ -84,6 +87,8 @@ public:
 
   template <class T>
   void on_begin(const T& trainer, long long) {
+    quiet_ = !writes_outputs(trainer);
+    if (quiet_) return;
     const bool append = trainer.steps_done() > 0 && std::filesystem::exists(path_);
     // A run resumed from a checkpoint may have logged steps past it before it stopped:
     // those rows are dropped, so that the log holds each step once, as the resumed run has it.
@@ -99,7 +104,7 @@ public:
   }
   template <class T>
   void on_step(const T&, const StepStats& s) {
-    if (s.step % every_ != 0) return;
+    if (quiet_ || s.step % every_ != 0) return;
     char buf[256];
     if (format_ == LogFormat::csv) {
       std::snprintf(buf, sizeof buf, "%lld,%.9g,%.9g,%.9g,%.9g", s.step, s.d_loss, s.g_loss, s.d_grad_norm,
@@ -164,6 +169,7 @@ private:
   LogFormat format_;
   long long every_;
   std::ofstream out_;
+  bool quiet_ = false; // not the root rank: writes nothing
 };
 
 } // namespace forgery::callbacks

@@ -66,6 +66,8 @@ struct TrainerCheckpoint {
     s += "init=" + std::to_string(static_cast<int>(c.init)) + "\n";
     s += "ema_decay=" + number_text(c.ema_decay) + "\n";
     s += "ema_warmup=" + std::to_string(c.ema_warmup ? 1 : 0) + "\n";
+    // Written only when set, so the checkpoints of runs without shards keep their bytes.
+    if (c.shards != 1) s += "shards=" + std::to_string(c.shards) + "\n";
     return s;
   }
 

@@ -75,7 +75,8 @@ public:
     std::error_code ec;
     std::filesystem::create_directories(opt_.dir, ec);
     if (ec) throw io_error(opt_.dir.string(), "cannot create the checkpoint directory: " + ec.message());
-    io::remove_stale_temporaries(opt_.dir);
+    // Only the writer clears temporaries: another rank could remove one it is writing.
+    if (writes_outputs(trainer)) io::remove_stale_temporaries(opt_.dir);
     signal_ = 0;
     if (opt_.handle_signals) install_signals();
     // A rollback needs a good state to return to: make sure the starting point is one.
@@ -156,8 +157,11 @@ public:
   void save(const T& trainer) {
     const long long step = trainer.steps_done();
     const auto path = io::checkpoint_path(opt_.dir, step);
-    trainer.save_checkpoint(path);
-    io::prune_checkpoints(opt_.dir, opt_.keep, step);
+    // With several ranks, rank 0 writes: every rank holds the same state.
+    if (writes_outputs(trainer)) {
+      trainer.save_checkpoint(path);
+      io::prune_checkpoints(opt_.dir, opt_.keep, step);
+    }
     last_step_ = step;
     last_path_ = path;
   }

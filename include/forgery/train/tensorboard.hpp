@@ -69,6 +69,7 @@ public:
   template <class T>
   void on_begin(T& trainer, long long) {
     if (options_.image_every > 0) check_image_shape<T>();
+    if (!writes_outputs(trainer)) return; // another rank than the root: writes nothing
     writer_.emplace(dir_, options_.filename_suffix);
     writer_->write_session_start(trainer.steps_done() + 1);
     last_step_ = trainer.steps_done();
@@ -76,6 +77,7 @@ public:
 
   template <class T>
   void on_step(T& trainer, const StepStats& s) {
+    if (!writer_) return; // not the root rank
     // A step again: a callback rolled the trainer back after a divergence (Checkpoints);
     // TensorBoard then drops the steps logged since, as for a resumed run.
     if (s.step <= last_step_) writer_->write_session_start(s.step);

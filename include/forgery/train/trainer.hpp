@@ -70,6 +70,17 @@ inline void draw_labels(RandomStream& rng, index_t n, index_t classes, std::int3
 }
 } // namespace detail
 
+/// Whether `trainer` writes the run's outputs (logs, checkpoints, images): its root rank
+/// only when it spreads over several (Trainer::is_root), always otherwise. The callbacks
+/// ask it, so that one set of files is written whatever the rank count.
+template <class T>
+[[nodiscard]] bool writes_outputs(const T& trainer) noexcept {
+  if constexpr (requires { trainer.is_root(); })
+    return trainer.is_root();
+  else
+    return true;
+}
+
 /// Which generator weights generate() uses.
 enum class Weights { current, ema };
 
@@ -94,6 +105,21 @@ struct EmaUpdate {
   S* ema;
   FORGERY_HOST_DEVICE void operator()(index_t i) const { ema[i] = decay * ema[i] + (S(1) - decay) * p[i]; }
 };
+
+/// out[i] = (slot 0 + slot 1 + ... + slot shards-1)[i] / shards, summed in shard order: the
+/// same bits whichever rank computed which slot, and on any thread count.
+template <class S>
+struct ShardMean {
+  const S* slots;
+  index_t stride;
+  index_t shards;
+  S* out;
+  FORGERY_HOST_DEVICE void operator()(index_t i) const {
+    S acc = slots[i];
+    for (index_t s = 1; s < shards; ++s) acc += slots[s * stride + i];
+    out[i] = acc / static_cast<S>(shards);
+  }
+};
 } // namespace kernels
 
 /// \tparam G generator spec (fg::Sequential); its input size is the latent size.
@@ -104,7 +130,9 @@ struct EmaUpdate {
 /// \tparam Hook gradients-ready hook (fg::GradientsHook): called once per critic update and
 /// once per generator update with all of that update's gradients, before the non-finite
 /// guard, the gradient norm and the optimizer step; where a data-parallel trainer
-/// all-reduces. fg::LocalGradients, the default, does nothing.
+/// all-reduces. fg::LocalGradients, the default, does nothing. A hook that is also an
+/// fg::Communicator (fg::mpi::Communicator) spreads the shards of each update (Config::
+/// shards) over its ranks.
 template <NetworkSpec G, NetworkSpec D, class Obj, class Opt = optim::Adam, Backend B = backend::Cpu<float>,
           class Hook = LocalGradients>
 class Trainer {
@@ -185,6 +213,14 @@ public:
     /// run's average is not dominated by the initial weights.
     bool ema_warmup = false;
     bool check_finite = true; ///< throw numeric_error on a non-finite loss
+    /// Shards of each update's batch (data-parallel training): the batch is cut into
+    /// `shards` equal parts, each part's gradient is computed alone (its own noise, penalty,
+    /// label and dropout draws, its own BatchNorm statistics) and the parts' gradients are
+    /// averaged in shard order. The result does not depend on how many ranks (processes of
+    /// a communicator) share the shards or on the thread count, so fix it for a run: a run
+    /// on 1, 2 or 4 ranks with the same `shards` gives the same bits. Layer states (running
+    /// statistics) after an update are shard 0's. 1, the default, is the plain batch.
+    index_t shards = 1;
 
     void validate() const {
       if (batch <= 0 || batch > max_batch)
@@ -194,6 +230,9 @@ public:
                                " values, real and fake at the widest layer boundary of G and D, must stay within "
                                "2^36)");
       if (n_critic <= 0) throw config_error("Trainer.n_critic", std::to_string(n_critic), "at least 1");
+      if (shards <= 0 || shards > batch || batch % shards != 0)
+        throw config_error("Trainer.shards", std::to_string(shards),
+                           "a divisor of the batch (" + std::to_string(batch) + ") from 1 to the batch");
       if (!(ema_decay >= 0 && ema_decay < 1))
         throw config_error("Trainer.ema_decay", std::to_string(ema_decay), "a value in [0, 1) (0 disables the EMA)");
       g_optimizer.validate();
@@ -228,7 +267,24 @@ public:
     labels_rng_ = RandomStream{config_.seed, labels, 0};
     dropout_g_ = RandomStream{config_.seed, dropout_g, 0};
     dropout_d_ = RandomStream{config_.seed, dropout_d, 0};
-    const index_t n = config_.batch;
+    if constexpr (Communicator<Hook, B>) {
+      ranks_ = static_cast<index_t>(hook_.size());
+      rank_ = static_cast<index_t>(hook_.rank());
+    }
+    if constexpr (requires(std::string_view t) { hook_.check_same(t, t); }) {
+      // Ranks that disagree on the settings or types would never give the same bits.
+      if (ranks_ > 1)
+        hook_.check_same("Trainer configuration", checkpoint_type::config_text(config_) + type_name<G>() + "\n" +
+                                                      type_name<D>() + "\n" + type_name<Obj>() + "\n" +
+                                                      type_name<Opt>() + "\n" + type_name<S>());
+    }
+    if (config_.shards < ranks_)
+      throw config_error("Trainer.shards", std::to_string(config_.shards),
+                         "at least the number of ranks (" + std::to_string(ranks_) +
+                             "), since every rank computes whole shards; fix it for the run, not per launch");
+    local_ = shard_range(config_.shards, ranks_, rank_);
+    sharded_ = config_.shards > 1 || ranks_ > 1;
+    const index_t n = shard_batch();
     if constexpr (conditional) labels_.resize(2 * n);
     if constexpr (!B::host_memory) {
       host_real_.resize(sample_size * n);
@@ -237,6 +293,17 @@ public:
     z_.resize(latent_size * n);
     critic_in_.resize(sample_size * 2 * n);
     critic_batch_.resize(n);
+    if (sharded_) {
+      g_.for_each_state([&](auto, S*, index_t c) { g_state_count_ += c; });
+      d_.for_each_state([&](auto, S*, index_t c) { d_state_count_ += c; });
+      states_.resize(g_state_count_ + d_state_count_);
+      slots_.resize(config_.shards * std::max(slot_stride(D_params()), slot_stride(G_params())));
+      host_slots_.assign(static_cast<std::size_t>(config_.shards * host_stride), 0.0);
+      if constexpr (generator_reads_real) {
+        reals_.resize(local_.count * sample_size * n);
+        if constexpr (conditional) real_labels_.resize(local_.count * n);
+      }
+    }
   }
 
   /// One training step: n_critic critic updates, then one generator update.
@@ -246,6 +313,7 @@ public:
     for (index_t k = 0; k < config_.n_critic; ++k) train_critic(source);
     train_generator();
     stats_.step = ++steps_;
+    phase_ = 0;
     return stats_;
   }
 
@@ -301,6 +369,7 @@ public:
       try {
         step(source);
         (call_step(callbacks), ...);
+        agree_on_stop();
       } catch (const numeric_error& e) {
         bool handled = false;
         ((handled = handled || call_divergence(callbacks, e)), ...);
@@ -368,6 +437,15 @@ public:
   [[nodiscard]] objective_type& objective() noexcept { return objective_; }
   /// The gradients-ready hook.
   [[nodiscard]] Hook& hook() noexcept { return hook_; }
+  /// Ranks sharing each update's shards (1 unless the hook is a communicator), this
+  /// process's rank among them, and its shards of Config::shards.
+  [[nodiscard]] index_t ranks() const noexcept { return ranks_; }
+  [[nodiscard]] index_t rank() const noexcept { return rank_; }
+  [[nodiscard]] ShardRange local_shards() const noexcept { return local_; }
+  /// Whether this process writes the run's outputs (checkpoints, logs, images): rank 0.
+  [[nodiscard]] bool is_root() const noexcept { return rank_ == 0; }
+  /// Samples per shard: Config::batch / Config::shards.
+  [[nodiscard]] index_t shard_batch() const noexcept { return config_.batch / config_.shards; }
   [[nodiscard]] typename Opt::template State<B>& generator_optimizer() noexcept { return g_opt_; }
   [[nodiscard]] typename Opt::template State<B>& discriminator_optimizer() noexcept { return d_opt_; }
   [[nodiscard]] const Config& config() const noexcept { return config_; }
@@ -405,6 +483,7 @@ public:
   void load_checkpoint(const io::CheckpointFile& file) {
     checkpoint_mapping().read(file);
     stats_.step = steps_;
+    phase_ = 0;
   }
 
   /// Reads and loads a checkpoint file (see load_checkpoint(const io::CheckpointFile&)),
@@ -474,20 +553,87 @@ private:
   static constexpr index_t G_params() { return generator_type::param_count; }
   static constexpr index_t D_params() { return discriminator_type::param_count; }
 
-  // Generates a batch into the fake half of the critic's input buffer.
-  void generate_fakes() {
-    const index_t n = config_.batch;
-    B::fill_normal(latent_size * n, z_.data(), noise_, S(0), S(1));
+  static constexpr bool generator_reads_real = objective_type::generator_columns(1) > 1;
+  static constexpr index_t host_stride = 1 + static_cast<index_t>(objective_type::part_count);
+
+  // Scalars of one shard's slot for a network of `params` parameters: its gradients, then
+  // both networks' layer states, rounded up to 16 (64 bytes of floats).
+  [[nodiscard]] index_t slot_stride(index_t params) const noexcept {
+    return (params + g_state_count_ + d_state_count_ + 15) / 16 * 16;
+  }
+
+  // Generates a shard's batch into the fake half of the critic's input buffer.
+  void generate_fakes(RandomStream& noise) {
+    const index_t n = shard_batch();
+    B::fill_normal(latent_size * n, z_.data(), noise, S(0), S(1));
     const auto fake = g_.forward({z_.data(), latent_size, n});
     B::copy(fake.size(), fake.data(), critic_in_.data() + sample_size * n);
   }
 
+  // The random stream of `purpose` for shard `shard` of the update in progress: keyed by
+  // (shard, step, update within the step), so a shard draws the same values whichever rank
+  // computes it, and no rank needs another's stream positions.
+  [[nodiscard]] RandomStream shard_stream(Stream purpose, index_t shard) const noexcept {
+    return RandomStream{config_.seed, purpose, 0}
+        .substream(static_cast<std::uint64_t>(shard))
+        .substream(static_cast<std::uint64_t>(steps_))
+        .substream(static_cast<std::uint64_t>(phase_));
+  }
+
+  // A shard's data stream. A source that takes a fixed number of blocks per sample
+  // (blocks_per_sample: the datasets, ShuffledBatches, the toy samplers) draws shard s from
+  // the run's data stream at s's first column, so the shards together see exactly the
+  // batch a run without shards sees (and a rank reads only its shards' samples); the data
+  // stream then moves past the whole batch (advance_data). Other sources draw from a
+  // stream keyed by shard and update.
   template <class Source>
-  void critic_update(Source& source) {
-    const index_t n = config_.batch;
+  [[nodiscard]] RandomStream shard_data_stream(index_t shard) const noexcept {
+    if constexpr (requires { std::remove_cvref_t<Source>::blocks_per_sample; }) {
+      RandomStream r = data_;
+      r.counter += static_cast<std::uint64_t>(std::remove_cvref_t<Source>::blocks_per_sample) *
+                   static_cast<std::uint64_t>(shard * shard_batch());
+      return r;
+    } else {
+      return shard_stream(Stream::data, shard);
+    }
+  }
+  template <class Source>
+  void advance_data() noexcept {
+    if constexpr (requires { std::remove_cvref_t<Source>::blocks_per_sample; })
+      data_.take(static_cast<std::uint64_t>(std::remove_cvref_t<Source>::blocks_per_sample) *
+                 static_cast<std::uint64_t>(config_.batch));
+  }
+
+  // Both networks' layer states (G's, then D's) to and from a backend buffer.
+  void save_states(S* dst) {
+    index_t off = 0;
+    const auto save = [&](auto, S* state, index_t count) {
+      B::copy(count, state, dst + off);
+      off += count;
+    };
+    g_.for_each_state(save);
+    d_.for_each_state(save);
+  }
+  void load_states(const S* src) {
+    index_t off = 0;
+    const auto load = [&](auto, S* state, index_t count) {
+      B::copy(count, src + off, state);
+      off += count;
+    };
+    g_.for_each_state(load);
+    d_.for_each_state(load);
+  }
+
+  // One shard of a critic update: draws the real batch (into the real half of the critic's
+  // input), the fakes, the loss and its gradient, the penalties; leaves the shard's
+  // gradient in D's gradient buffer and its part values in `values`. `j` is the shard's
+  // place among this rank's shards.
+  template <class Source>
+  S critic_shard(Source& source, RandomStream& data_rng, RandomStream& noise, RandomStream& penalty_rng, double* values,
+                 [[maybe_unused]] index_t j) {
+    const index_t n = shard_batch();
     S* const real = critic_in_.data();
     S* const fake = critic_in_.data() + sample_size * n;
-    bind_streams();
     if constexpr (conditional) {
       static_assert(LabelledDataSource<Source, S>,
                     "fg::Trainer: this GAN is class-conditional, so its data source must also give labels: "
@@ -495,10 +641,10 @@ private:
       // The fakes of a critic update take the real batch's labels: each class is seen as
       // often real as fake, and penalties that mix real and fake points keep one label.
       if constexpr (B::host_memory) {
-        source.sample(data_, BatchView<S>(real, sample_size, n), std::span<std::int32_t>(labels_.data(), n));
+        source.sample(data_rng, BatchView<S>(real, sample_size, n), std::span<std::int32_t>(labels_.data(), n));
         std::copy(labels_.data(), labels_.data() + n, labels_.data() + n);
       } else {
-        source.sample(data_, BatchView<S>(host_real_.data(), sample_size, n),
+        source.sample(data_rng, BatchView<S>(host_real_.data(), sample_size, n),
                       std::span<std::int32_t>(host_labels_.data(), n));
         detail::check_label_range(host_labels_.data(), n, classes, "Trainer data source");
         std::copy(host_labels_.data(), host_labels_.data() + n, host_labels_.data() + n);
@@ -507,44 +653,50 @@ private:
       }
       g_.set_labels(labels_.data() + n, n);
     } else if constexpr (B::host_memory) {
-      source.sample(data_, BatchView<S>(real, sample_size, n));
+      source.sample(data_rng, BatchView<S>(real, sample_size, n));
     } else {
-      source.sample(data_, BatchView<S>(host_real_.data(), sample_size, n));
+      source.sample(data_rng, BatchView<S>(host_real_.data(), sample_size, n));
       B::to_device(sample_size * n, host_real_.data(), real);
     }
-    generate_fakes();
+    if constexpr (generator_reads_real) {
+      // The generator update of a loss that compares with the real batch reads this shard's
+      // real batch again after the other shards have used the input buffer.
+      if (sharded_) {
+        B::copy(sample_size * n, real, reals_.data() + j * sample_size * n);
+        if constexpr (conditional) B::copy(n, labels_.data(), real_labels_.data() + j * n);
+      }
+    }
+    generate_fakes(noise);
     const ConstBatchView<S> out = critic_forward(2 * n);
-    const auto terms = objective_.template critic_terms<B>(n, out, labels_.data(), critic_batch_, stats_.values.data());
-    check_finite(terms.loss, "discriminator", "loss");
-    stats_.d_loss = static_cast<double>(terms.loss);
+    const auto terms = objective_.template critic_terms<B>(n, out, labels_.data(), critic_batch_, values);
     d_.zero_grad();
     d_.backward({terms.grad, critic_rows, 2 * n}, Grad::params);
     objective_.apply_penalties(d_, ConstBatchView<S>(real, sample_size, n), ConstBatchView<S>(fake, sample_size, n),
-                               penalty_, workspace_, stats_.values.data());
-    gradients_ready(GradientsOf::critic, d_);
-    for (std::size_t i = 0; i < stats_.values.size(); ++i)
-      check_finite(stats_.values[i], "discriminator", objective_type::part_names[i]);
-    stats_.d_grad_norm = std::sqrt(static_cast<double>(B::dot(D_params(), d_.grads(), d_.grads())));
-    check_finite(stats_.d_grad_norm, "discriminator", "gradient norm");
-    d_opt_.step(d_.params(), d_.grads());
-    objective_.after_critic_step(d_);
-    d_.after_step();
+                               penalty_rng, workspace_, values);
+    return terms.loss;
   }
 
-  void generator_update() {
-    const index_t n = config_.batch;
-    bind_streams();
+  // One shard of a generator update: fresh labels, the fakes, the critic's input gradient
+  // at them back-propagated through G; leaves the shard's gradient in G's gradient buffer.
+  S generator_shard(RandomStream& labels_rng, RandomStream& noise, [[maybe_unused]] index_t j) {
+    const index_t n = shard_batch();
     if constexpr (conditional) {
       // Fresh uniform labels for the generator's batch; the real half keeps its labels.
       if constexpr (B::host_memory) {
-        detail::draw_labels(labels_rng_, n, classes, labels_.data() + n);
+        detail::draw_labels(labels_rng, n, classes, labels_.data() + n);
       } else {
-        detail::draw_labels(labels_rng_, n, classes, host_labels_.data() + n);
+        detail::draw_labels(labels_rng, n, classes, host_labels_.data() + n);
         B::to_device(n, host_labels_.data() + n, labels_.data() + n);
       }
       g_.set_labels(labels_.data() + n, n);
     }
-    generate_fakes();
+    if constexpr (generator_reads_real) {
+      if (sharded_) {
+        B::copy(sample_size * n, reals_.data() + j * sample_size * n, critic_in_.data());
+        if constexpr (conditional) B::copy(n, real_labels_.data() + j * n, labels_.data());
+      }
+    }
+    generate_fakes(noise);
     // The critic batch the objective reads: the fakes, or [real | fake] for a loss that
     // compares them with the last real batch; the fakes are its last n samples.
     const index_t cols = objective_type::generator_columns(n);
@@ -553,17 +705,110 @@ private:
     // The fakes' input gradient (with statistics groups, the halves do not mix).
     const ConstBatchView<S> dx_all = d_.backward({terms.grad, critic_rows, cols}, Grad::input);
     const ConstBatchView<S> dx(dx_all.data() + sample_size * (cols - n), sample_size, n);
-    check_finite(terms.loss, "generator", "loss");
-    stats_.g_loss = static_cast<double>(terms.loss);
     // The hand-off: the critic's input gradient is the generator's output gradient. G's
     // activations are those of generate_fakes() above, which produced this batch.
     g_.zero_grad();
     g_.backward(dx, Grad::params);
+    return terms.loss;
+  }
+
+  // The shards of an update: each of this rank's shards from the layer states the update
+  // began with, its gradient, states and scalars in its slot; then the communicator's
+  // exchange (every rank gets every slot); then the shard mean of the gradients into
+  // `net`'s gradient buffer, shard 0's layer states, and the shard mean of the scalars
+  // (loss, part values) into `scalars`. `compute(j, shard, values)` computes one shard and
+  // returns its loss.
+  template <class Net, class Compute>
+  void run_shards(GradientsOf which, Net& net, double* scalars, Compute&& compute) {
+    const index_t stride = slot_stride(Net::param_count);
+    S* const slots = slots_.data();
+    save_states(states_.data());
+    for (index_t j = 0; j < local_.count; ++j) {
+      const index_t shard = local_.first + j;
+      if (j > 0) load_states(states_.data());
+      double* const host = host_slots_.data() + shard * host_stride;
+      std::fill(host, host + host_stride, 0.0);
+      host[0] = static_cast<double>(compute(j, shard, host + 1));
+      S* const slot = slots + shard * stride;
+      B::copy(Net::param_count, net.grads(), slot);
+      save_states(slot + Net::param_count);
+    }
+    if constexpr (Communicator<Hook, B>) {
+      if (ranks_ > 1)
+        hook_.exchange_shards(
+            ShardExchange<B>{which, slots, stride, host_slots_.data(), host_stride, config_.shards, steps_ + 1});
+    }
+    B::for_each(Net::param_count, kernels::ShardMean<S>{slots, stride, config_.shards, net.grads()});
+    load_states(slots + Net::param_count);
+    for (index_t k = 0; k < host_stride; ++k) {
+      double acc = host_slots_[static_cast<std::size_t>(k)];
+      for (index_t s = 1; s < config_.shards; ++s) acc += host_slots_[static_cast<std::size_t>(s * host_stride + k)];
+      scalars[k] = acc / static_cast<double>(config_.shards);
+    }
+  }
+
+  template <class Source>
+  void critic_update(Source& source) {
+    double loss = 0;
+    if (!sharded_) {
+      bind_streams();
+      loss = static_cast<double>(critic_shard(source, data_, noise_, penalty_, stats_.values.data(), 0));
+    } else {
+      std::array<double, host_stride> scalars{};
+      run_shards(GradientsOf::critic, d_, scalars.data(), [&](index_t j, index_t shard, double* values) {
+        RandomStream data_rng = shard_data_stream<Source>(shard), noise = shard_stream(Stream::noise, shard),
+                     penalty_rng = shard_stream(Stream::penalty, shard),
+                     drop_g = shard_stream(Stream::dropout_g, shard), drop_d = shard_stream(Stream::dropout_d, shard);
+        g_.set_random_stream(&drop_g);
+        d_.set_random_stream(&drop_d);
+        return critic_shard(source, data_rng, noise, penalty_rng, values, j);
+      });
+      bind_streams();
+      advance_data<Source>();
+      loss = scalars[0];
+      std::copy(scalars.begin() + 1, scalars.end(), stats_.values.begin());
+    }
+    gradients_ready(GradientsOf::critic, d_);
+    // The guard reads the update's loss after the hook: with several ranks, every rank
+    // then sees the same values and stops at the same update (none waits for a rank that
+    // threw).
+    check_finite(loss, "discriminator", "loss");
+    stats_.d_loss = loss;
+    for (std::size_t i = 0; i < stats_.values.size(); ++i)
+      check_finite(stats_.values[i], "discriminator", objective_type::part_names[i]);
+    stats_.d_grad_norm = std::sqrt(static_cast<double>(B::dot(D_params(), d_.grads(), d_.grads())));
+    check_finite(stats_.d_grad_norm, "discriminator", "gradient norm");
+    d_opt_.step(d_.params(), d_.grads());
+    objective_.after_critic_step(d_);
+    d_.after_step();
+    ++phase_;
+  }
+
+  void generator_update() {
+    double loss = 0;
+    if (!sharded_) {
+      bind_streams();
+      loss = static_cast<double>(generator_shard(labels_rng_, noise_, 0));
+    } else {
+      std::array<double, host_stride> scalars{};
+      run_shards(GradientsOf::generator, g_, scalars.data(), [&](index_t j, index_t shard, double*) {
+        RandomStream labels_rng = shard_stream(Stream::labels, shard), noise = shard_stream(Stream::noise, shard),
+                     drop_g = shard_stream(Stream::dropout_g, shard), drop_d = shard_stream(Stream::dropout_d, shard);
+        g_.set_random_stream(&drop_g);
+        d_.set_random_stream(&drop_d);
+        return generator_shard(labels_rng, noise, j);
+      });
+      bind_streams();
+      loss = scalars[0];
+    }
     gradients_ready(GradientsOf::generator, g_);
+    check_finite(loss, "generator", "loss");
+    stats_.g_loss = loss;
     stats_.g_grad_norm = std::sqrt(static_cast<double>(B::dot(G_params(), g_.grads(), g_.grads())));
     check_finite(stats_.g_grad_norm, "generator", "gradient norm");
     g_opt_.step(g_.params(), g_.grads());
     g_.after_step();
+    ++phase_;
   }
 
   // Every gradient of this update is in `net`'s gradient buffer: the hook's turn, before
@@ -582,7 +827,7 @@ private:
   // normalisation (it collapses training). The running estimates are updated with the real
   // half, then the fake half.
   ConstBatchView<S> critic_forward(index_t cols) {
-    const index_t n = config_.batch;
+    const index_t n = shard_batch();
     const index_t first = 2 * n - cols;
     if constexpr (conditional) d_.set_labels(labels_.data() + first, cols);
     // Back to one group however the pass ends: the critic's other passes are one batch.
@@ -592,6 +837,14 @@ private:
     } const reset{d_};
     d_.set_statistics_groups(split_critic_batches ? cols / n : 1);
     return d_.forward({critic_in_.data() + sample_size * first, sample_size, cols});
+  }
+
+  // With several ranks, a stop asked for on one (a signal, a callback) stops them all after
+  // the same step: a rank that left fit() alone would leave the others waiting.
+  void agree_on_stop() {
+    if constexpr (requires(bool b) { hook_.any(b); }) {
+      if (ranks_ > 1) stop_requested_ = hook_.any(stop_requested_);
+    }
   }
 
   // Layers that draw (Dropout) use the trainer's streams; set before each update so that a
@@ -668,6 +921,19 @@ private:
   long long steps_ = 0;
   long long g_updates_ = 0; // generator updates so far (the EMA warm-up's t)
   bool stop_requested_ = false;
+  // Shards: this rank's among ranks_, whether updates run by shard (Config::shards > 1 or
+  // several ranks), the updates done in the step in progress (the shard streams' key).
+  index_t ranks_ = 1, rank_ = 0;
+  ShardRange local_{};
+  bool sharded_ = false;
+  long long phase_ = 0;
+  // Sharded updates: both networks' layer state counts, the states an update began with,
+  // every shard's slot (gradients and states; its loss and part values on the host), and
+  // this rank's shards' real batches (for a loss whose generator update reads them).
+  index_t g_state_count_ = 0, d_state_count_ = 0;
+  typename B::template buffer<S> states_, slots_, reals_;
+  typename B::template buffer<std::int32_t> real_labels_;
+  std::vector<double> host_slots_;
 };
 
 } // namespace forgery
