@@ -89,6 +89,12 @@ public:
     return *this;
   }
 
+  /// A switch without a value: true when given.
+  Command& flag(const std::string& name, bool& target, const std::string& help) {
+    app_.add_flag(name, target, help);
+    return *this;
+  }
+
   /// A finite number in [lo, hi], or [lo, hi) with hi_open.
   Command& real(const std::string& flag, double& target, double lo, double hi, bool hi_open, const std::string& help,
                 const std::string& form = "D") {

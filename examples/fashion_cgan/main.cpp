@@ -17,7 +17,7 @@ using G = fg::Sequential<fg::Input<latent>, fg::ConcatEmbedding<K, 16>, fg::Dens
                          fg::BatchNorm<>, fg::ReLU, fg::ConvTranspose2d<1, 4, 2, 1>, fg::Tanh>;
 using D = fg::Sequential<fg::Input<1, 28, 28>, fg::SpectralNorm<fg::Conv2d<32, 4, 2, 1>>, fg::LeakyReLU<>,
                          fg::SpectralNorm<fg::Conv2d<64, 4, 2, 1>>, fg::LeakyReLU<>, fg::Flatten, fg::Projection<K>>;
-using T = fg::Trainer<G, D, fg::loss::Hinge, fg::optim::Adam>;
+using T = fg::Trainer<G, D, fg::loss::Hinge, fg::optim::Adam, fg::backend::Cpu<float>, fashion::Hook>;
 } // namespace
 
 int main(int argc, char** argv) try {
@@ -25,15 +25,13 @@ int main(int argc, char** argv) try {
                                 "Trains a class-conditional GAN (projection discriminator, hinge loss) on "
                                 "Fashion-MNIST; the grid has one row per class.",
                                 2000, 64, T::max_batch);
+  auto hook = fashion::make_hook(o, argc, argv);
   T::Config cfg;
-  cfg.batch = o.batch;
-  cfg.seed = o.seed;
   cfg.init = fg::Init::dcgan_normal;
   cfg.g_optimizer = {2e-4, 0.5, 0.999, 1e-8, 0.0};
   cfg.d_optimizer = {2e-4, 0.5, 0.999, 1e-8, 0.0};
-  cfg.ema_decay = o.ema;
-  cfg.ema_warmup = true;
-  T trainer(cfg);
+  fashion::apply_options(cfg, o, hook);
+  T trainer(cfg, std::move(hook));
   return fashion::run(trainer, o, "fashion_cgan");
 } catch (const std::exception& e) {
   std::fprintf(stderr, "fashion_cgan: %s\n", e.what());

@@ -29,6 +29,12 @@
 
 #include "../common/cli.hpp"
 
+// Built with forgery::mpi (examples/CMakeLists.txt): the trainers take fg::mpi::Communicator,
+// which --mpi connects to the ranks of mpirun; without --mpi it is one rank and calls no MPI.
+#ifdef FORGERY_EXAMPLE_MPI
+#include <forgery/distributed/mpi.hpp>
+#endif
+
 namespace fashion {
 
 namespace fs = std::filesystem;
@@ -47,7 +53,53 @@ struct Options {
   double ema = 0.999;
   long long checkpoint_every = 500;
   fg::OnDivergence on_divergence = fg::OnDivergence::rollback;
+  index_t shards = 0; ///< 0: one per rank
+  bool mpi = false;
 };
+
+/// The trainers' gradients-ready hook: the MPI communicator where the examples are built
+/// with MPI, else the single-process one.
+#ifdef FORGERY_EXAMPLE_MPI
+using Hook = fg::mpi::Communicator;
+#else
+using Hook = fg::LocalGradients;
+#endif
+
+/// The hook for the command line: with --mpi, MPI is started (once; finished at exit) and
+/// the hook spans the ranks mpirun launched; otherwise one rank that calls no MPI.
+inline Hook make_hook([[maybe_unused]] const Options& o, [[maybe_unused]] int& argc, [[maybe_unused]] char**& argv) {
+#ifdef FORGERY_EXAMPLE_MPI
+  if (!o.mpi) return fg::mpi::Communicator::local();
+  static fg::mpi::Environment environment(argc, argv);
+  fg::mpi::Communicator comm;
+  // Only rank 0 prints: the others' standard output goes nowhere.
+  if (!comm.is_root() && std::freopen("/dev/null", "w", stdout) == nullptr)
+    throw fg::io_error("/dev/null", "cannot silence the standard output of rank " + std::to_string(comm.rank()));
+  return comm;
+#else
+  if (o.mpi)
+    throw fg::config_error("--mpi", "given",
+                           "an example built with MPI (forgery::mpi: install libopenmpi-dev and reconfigure)");
+  return {};
+#endif
+}
+
+/// Sets the shards and the other common settings of `cfg` from the options: --shards, or one
+/// shard per rank.
+template <class Config>
+void apply_options(Config& cfg, const Options& o, const Hook& hook) {
+  cfg.seed = o.seed;
+  cfg.batch = o.batch;
+  cfg.ema_decay = o.ema;
+  cfg.ema_warmup = true;
+  index_t ranks = 1;
+  if constexpr (requires { hook.size(); }) ranks = hook.size();
+  cfg.shards = o.shards > 0 ? o.shards : ranks;
+  if (cfg.shards > 1)
+    std::printf("data-parallel: %ld ranks, %ld shards of %ld samples (the same --shards gives the same bits on any "
+                "number of ranks)\n",
+                static_cast<long>(ranks), static_cast<long>(cfg.shards), static_cast<long>(o.batch / cfg.shards));
+}
 
 /// Parses an image example's command line (defaults: `steps` steps of batch `batch`, output in
 /// NAME_out). `max_batch` is the largest batch the example's Trainer can hold (T::max_batch),
@@ -84,6 +136,10 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
                "steps between checkpoints in OUT/checkpoints (0: at the end only)")
       .choice("--on-divergence", divergence, {"rollback", "stop"},
               "on a NaN/Inf: roll back to the newest checkpoint with halved learning rates, or stop")
+      .integer("--shards", o.shards, index_t{0}, max_batch,
+               "shards of each batch, computed alone and averaged in order (0: one per rank); fix it to get the same "
+               "bits on any number of ranks")
+      .flag("--mpi", o.mpi, "train on the ranks of mpirun (mpirun -np N NAME --mpi ...); rank 0 writes the outputs")
       .footer("A run resumes from the newest checkpoint in OUT/checkpoints; --steps is the total. Ctrl-C saves and "
               "stops.");
   cmd.parse(argc, argv);
@@ -288,7 +344,7 @@ struct GridCallback {
   long long every;
   std::uint64_t seed;
   void on_step(T& t, const fg::StepStats& s) {
-    if (every > 0 && s.step % every == 0) {
+    if (every > 0 && s.step % every == 0 && fg::writes_outputs(t)) {
       char name[64];
       std::snprintf(name, sizeof name, "samples_%06lld.png", s.step);
       save_grid(t, out / name, seed);
@@ -328,6 +384,8 @@ int run(T& trainer, const Options& o, const char* name) {
                 checkpoints.interrupted_by(), trainer.steps_done(), checkpoints.last_saved().c_str());
     return 0;
   }
+  // With several ranks every rank holds the same generator: rank 0 evaluates and writes.
+  if (!fg::writes_outputs(trainer)) return 0;
   save_grid(trainer, o.out / "samples.png", o.seed);
 
   Classifier classifier;

@@ -15,12 +15,10 @@ namespace fashion::resnet {
 template <class T>
 int main(int argc, char** argv, const char* name, const char* what) try {
   const auto o = fashion::parse(argc, argv, name, what, 1000, 64, T::max_batch);
+  auto hook = fashion::make_hook(o, argc, argv);
   auto cfg = config<T>();
-  cfg.batch = o.batch;
-  cfg.seed = o.seed;
-  cfg.ema_decay = o.ema;
-  cfg.ema_warmup = true;
-  T trainer(cfg);
+  fashion::apply_options(cfg, o, hook);
+  T trainer(cfg, std::move(hook));
   return fashion::run(trainer, o, name);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "%s: %s\n", name, e.what());

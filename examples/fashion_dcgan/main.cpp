@@ -9,18 +9,16 @@
 #include "../fashion_common/fashion.hpp"
 
 namespace {
-using T = fg::DcganTrainer<fashion::dcgan::G, fashion::dcgan::D>;
+using T = fg::DcganTrainer<fashion::dcgan::G, fashion::dcgan::D, fg::backend::Cpu<float>, fashion::Hook>;
 } // namespace
 
 int main(int argc, char** argv) try {
   const auto o =
       fashion::parse(argc, argv, "fashion_dcgan", "Trains a DCGAN on Fashion-MNIST.", 2000, 64, T::max_batch);
+  auto hook = fashion::make_hook(o, argc, argv);
   auto cfg = fg::dcgan_config<T>();
-  cfg.seed = o.seed;
-  cfg.batch = o.batch;
-  cfg.ema_decay = o.ema;
-  cfg.ema_warmup = true;
-  T trainer(cfg);
+  fashion::apply_options(cfg, o, hook);
+  T trainer(cfg, std::move(hook));
   return fashion::run(trainer, o, "fashion_dcgan");
 } catch (const std::exception& e) {
   std::fprintf(stderr, "fashion_dcgan: %s\n", e.what());

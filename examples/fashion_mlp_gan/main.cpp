@@ -12,21 +12,19 @@ using G = fg::Sequential<fg::Input<latent>, fg::Dense<256>, fg::LeakyReLU<>, fg:
                          fg::Dense<fashion::pixels>, fg::Tanh>;
 using D = fg::Sequential<fg::Input<fashion::pixels>, fg::Dense<512>, fg::LeakyReLU<>, fg::Dense<256>, fg::LeakyReLU<>,
                          fg::Dense<1>>;
-using T = fg::Trainer<G, D, fg::loss::NonSaturating, fg::optim::Adam>;
+using T = fg::Trainer<G, D, fg::loss::NonSaturating, fg::optim::Adam, fg::backend::Cpu<float>, fashion::Hook>;
 } // namespace
 
 int main(int argc, char** argv) try {
   const auto o =
       fashion::parse(argc, argv, "fashion_mlp_gan",
                      "Trains a fully connected GAN (non-saturating loss) on Fashion-MNIST.", 6000, 64, T::max_batch);
+  auto hook = fashion::make_hook(o, argc, argv);
   T::Config cfg;
-  cfg.batch = o.batch;
-  cfg.seed = o.seed;
   cfg.g_optimizer = {2e-4, 0.5, 0.999, 1e-8, 0.0};
   cfg.d_optimizer = {2e-4, 0.5, 0.999, 1e-8, 0.0};
-  cfg.ema_decay = o.ema;
-  cfg.ema_warmup = true;
-  T trainer(cfg);
+  fashion::apply_options(cfg, o, hook);
+  T trainer(cfg, std::move(hook));
   return fashion::run(trainer, o, "fashion_mlp_gan");
 } catch (const std::exception& e) {
   std::fprintf(stderr, "fashion_mlp_gan: %s\n", e.what());

@@ -7,7 +7,8 @@
 
 int main(int argc, char** argv) {
   using namespace fashion::resnet;
-  return fashion::resnet::main<fg::Trainer<ConditionalG, ConditionalD, fg::loss::Hinge, fg::optim::Adam>>(
+  return fashion::resnet::main<fg::Trainer<ConditionalG, ConditionalD, fg::loss::Hinge, fg::optim::Adam,
+                                           fg::backend::Cpu<float>, fashion::Hook>>(
       argc, argv, "fashion_resnet_cgan",
       "Trains the class-conditional ResNet GAN (conditional BatchNorm, projection critic, self-attention, hinge "
       "loss) on Fashion-MNIST; the grid has one row per class.");

@@ -6,7 +6,8 @@
 
 int main(int argc, char** argv) {
   using namespace fashion::resnet;
-  return fashion::resnet::main<fg::Trainer<G, D, fg::loss::Hinge, fg::optim::Adam>>(
+  return fashion::resnet::main<
+      fg::Trainer<G, D, fg::loss::Hinge, fg::optim::Adam, fg::backend::Cpu<float>, fashion::Hook>>(
       argc, argv, "fashion_resnet_gan",
       "Trains the SN-GAN ResNet generator and critic (hinge loss, spectral norm, 5 critic updates per generator "
       "update) on Fashion-MNIST.");

@@ -123,6 +123,9 @@ public:
     rank_ = r;
     size_ = n;
   }
+  /// One rank that calls no MPI at all (MPI need not be initialised): the same Trainer
+  /// type then also runs as a plain single process, e.g. without a --mpi flag.
+  [[nodiscard]] static Communicator local() noexcept { return Communicator(Local{}); }
   Communicator(Communicator&& o) noexcept { swap(o); }
   Communicator& operator=(Communicator&& o) noexcept {
     Communicator t(std::move(o));
@@ -201,6 +204,15 @@ public:
     return all != 0;
   }
 
+  /// Copies `bytes` bytes at `data` from rank `root` to every rank (collective): how
+  /// fg::nccl::Communicator::from shares NCCL's id.
+  void broadcast(void* data, std::size_t bytes, index_t root) {
+    if (bytes > static_cast<std::size_t>(INT32_MAX))
+      throw config_error("fg::mpi::Communicator::broadcast bytes", std::to_string(bytes), "at most 2^31 - 1");
+    detail::check(MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, static_cast<int>(root), comm_), "MPI_Bcast",
+                  "a broadcast from rank " + std::to_string(root));
+  }
+
   /// Waits for every rank (collective).
   void barrier() { detail::check(MPI_Barrier(comm_), "MPI_Barrier", "a barrier"); }
 
@@ -210,6 +222,9 @@ public:
   [[nodiscard]] long long exchanges() const noexcept { return exchanges_; }
 
 private:
+  struct Local {};
+  explicit Communicator(Local) noexcept {}
+
   struct SlotType {
     MPI_Datatype base;
     index_t stride;

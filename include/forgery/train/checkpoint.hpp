@@ -217,15 +217,26 @@ private:
   void check_config(const io::CheckpointFile& file) const {
     const auto saved = io::parse_fields(file.text("config"), file.name(), "config");
     const auto mine = io::parse_fields(config, "this trainer", "config");
+    // Settings written only when not at their default (shards), read as the default when
+    // absent, on either side.
+    const auto value_of = [](const auto& fields, const std::string& key) -> const std::string* {
+      const auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == key; });
+      return it == fields.end() ? nullptr : &it->second;
+    };
+    const auto mismatch = [&](const std::string& key, const std::string& theirs, const std::string& ours) {
+      return io_error(file.name(), "checkpoint was written with Trainer::Config." + key + " = " + theirs +
+                                       ", this trainer has " + ours +
+                                       ": resume with the configuration of the run that wrote it");
+    };
     for (const auto& [key, value] : mine) {
-      const auto it = std::find_if(saved.begin(), saved.end(), [&](const auto& kv) { return kv.first == key; });
-      if (it == saved.end())
+      const std::string* theirs = value_of(saved, key);
+      if (theirs == nullptr && key == "shards") throw mismatch(key, "1", value);
+      if (theirs == nullptr)
         throw io_error(file.name(), "checkpoint config has no '" + key + "' (expected " + key + "=" + value + ")");
-      if (it->second != value)
-        throw io_error(file.name(), "checkpoint was written with Trainer::Config." + key + " = " + it->second +
-                                        ", this trainer has " + value +
-                                        ": resume with the configuration of the run that wrote it");
+      if (*theirs != value) throw mismatch(key, *theirs, value);
     }
+    if (const std::string* theirs = value_of(saved, "shards"); theirs != nullptr && value_of(mine, "shards") == nullptr)
+      throw mismatch("shards", *theirs, "1");
   }
 
   static void expect_text(const io::CheckpointFile& file, const char* record, const std::string& mine,

@@ -22,14 +22,14 @@ using Dcgan = Objective<loss::NonSaturating>;
 } // namespace objectives
 
 /// WGAN trainer; start from wgan_config() for the paper's settings.
-template <NetworkSpec G, NetworkSpec D, Backend B = backend::Cpu<float>>
-using WganTrainer = Trainer<G, D, objectives::Wgan, optim::RMSprop, B>;
+template <NetworkSpec G, NetworkSpec D, Backend B = backend::Cpu<float>, class Hook = LocalGradients>
+using WganTrainer = Trainer<G, D, objectives::Wgan, optim::RMSprop, B, Hook>;
 /// WGAN-GP trainer; start from wgan_gp_config().
-template <NetworkSpec G, NetworkSpec D, Backend B = backend::Cpu<float>>
-using WganGpTrainer = Trainer<G, D, objectives::WganGp, optim::Adam, B>;
+template <NetworkSpec G, NetworkSpec D, Backend B = backend::Cpu<float>, class Hook = LocalGradients>
+using WganGpTrainer = Trainer<G, D, objectives::WganGp, optim::Adam, B, Hook>;
 /// DCGAN-style non-saturating trainer; start from dcgan_config().
-template <NetworkSpec G, NetworkSpec D, Backend B = backend::Cpu<float>>
-using DcganTrainer = Trainer<G, D, objectives::Dcgan, optim::Adam, B>;
+template <NetworkSpec G, NetworkSpec D, Backend B = backend::Cpu<float>, class Hook = LocalGradients>
+using DcganTrainer = Trainer<G, D, objectives::Dcgan, optim::Adam, B, Hook>;
 
 /// WGAN: RMSprop lr 5e-5, n_critic 5, clip 0.01 (Arjovsky et al. 2017, Algorithm 1).
 template <class T>

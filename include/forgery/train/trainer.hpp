@@ -663,7 +663,8 @@ private:
       // real batch again after the other shards have used the input buffer.
       if (sharded_) {
         B::copy(sample_size * n, real, reals_.data() + j * sample_size * n);
-        if constexpr (conditional) B::copy(n, labels_.data(), real_labels_.data() + j * n);
+        if constexpr (conditional)
+          B::for_each(n, kernels::Copy<std::int32_t>{labels_.data(), real_labels_.data() + j * n});
       }
     }
     generate_fakes(noise);
@@ -693,7 +694,8 @@ private:
     if constexpr (generator_reads_real) {
       if (sharded_) {
         B::copy(sample_size * n, reals_.data() + j * sample_size * n, critic_in_.data());
-        if constexpr (conditional) B::copy(n, real_labels_.data() + j * n, labels_.data());
+        if constexpr (conditional)
+          B::for_each(n, kernels::Copy<std::int32_t>{real_labels_.data() + j * n, labels_.data()});
       }
     }
     generate_fakes(noise);
