@@ -127,8 +127,8 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
             "Fashion-MNIST IDX files (default: $FORGERY_FASHION_MNIST or /usr/share/datasets/fashion-mnist)")
       .path("--classifier", o.classifier, "the metric classifier's weights; trained and saved there when missing",
             "FILE")
-      .integer("--eval", o.eval_samples, index_t{2}, std::numeric_limits<index_t>::max(),
-               "samples for Frechet distance and KID")
+      .integer("--eval", o.eval_samples, index_t{0}, std::numeric_limits<index_t>::max(),
+               "samples for Frechet distance and KID (0: no metrics, no classifier)")
       .integer("--sample-every", o.sample_every, 0LL, most, "steps between sample grids (0: five grids in the run)")
       .real("--ema", o.ema, 0.0, 1.0, true,
             "EMA decay of G's weights for grids and metrics, with warm-up (0: the live weights)")
@@ -143,6 +143,8 @@ inline Options parse(int argc, char** argv, const char* name, const char* what, 
       .footer("A run resumes from the newest checkpoint in OUT/checkpoints; --steps is the total. Ctrl-C saves and "
               "stops.");
   cmd.parse(argc, argv);
+  if (o.eval_samples == 1)
+    throw fg::config_error("--eval", "1", "0 (no metrics) or at least 2 samples (KID compares pairs)");
   o.on_divergence = divergence == "stop" ? fg::OnDivergence::stop : fg::OnDivergence::rollback;
   cli::require_writable_directory("--out", o.out);
   if (!fs::exists(o.classifier))
@@ -387,6 +389,15 @@ int run(T& trainer, const Options& o, const char* name) {
   // With several ranks every rank holds the same generator: rank 0 evaluates and writes.
   if (!fg::writes_outputs(trainer)) return 0;
   save_grid(trainer, o.out / "samples.png", o.seed);
+  if (o.eval_samples == 0) {
+    const auto fake = generate(trainer, 100, fg::RandomStream{o.seed, 0x6576616cULL, 0});
+    fg::io::save_npy(o.out / "samples.npy", fg::ConstBatchView<float>(fake.data(), pixels, 100));
+    fg::io::save_weights_npy(o.out / "generator.npy", trainer.generator());
+    std::printf("\n%s after %lld steps (%.1f s of training); no metrics (--eval 0)\nwrote %s/{samples.png, log.csv, "
+                "samples.npy, generator.npy}\n",
+                name, trainer.steps_done(), train_secs, o.out.c_str());
+    return 0;
+  }
 
   Classifier classifier;
   load_or_train_classifier(classifier, o.classifier, train, test);

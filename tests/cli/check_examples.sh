@@ -80,7 +80,11 @@ huge_batch=4611686018427387904 # 2^62: batch x 784 wraps to 0 in 64 bits
 
 for example in fashion_mlp_gan fashion_dcgan fashion_cgan fashion_resnet_gan fashion_resnet_cgan; do
   expect_help $example --steps --batch --seed --out --data --classifier --eval --sample-every --ema \
-    --checkpoint-every --on-divergence
+    --checkpoint-every --on-divergence --shards --mpi
+  expect_refusal $example --shards --shards -1
+  expect_refusal $example --shards --shards abc
+  # 3 shards do not divide the batch of 64: refused before training, naming the setting.
+  expect_refusal $example Trainer.shards --shards 3 --out "$scratch/$example-shards"
   expect_refusal $example --steps --steps -1
   expect_refusal $example --steps --steps 99999999999999999999
   expect_refusal $example --steps --steps abc
