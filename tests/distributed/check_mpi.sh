@@ -7,11 +7,13 @@
 #      losses, on every rank.
 #   2. A run stopped at step 3 on 2 ranks and resumed on 3 (and one on 3 resumed on 1)
 #      ends with the bits of the uninterrupted run.
-#   3. kill -9 of rank 1 in a 2-rank run ends the job within 30 s with an error naming
+#   3. Ranks that disagree on the configuration (rank 1 with another seed) refuse to start,
+#      naming rank 1.
+#   4. kill -9 of rank 1 in a 2-rank run ends the job within 30 s with an error naming
 #      rank 1; resuming from its last checkpoint continues bit for bit.
 # Usage: check_mpi.sh WORKER MPIRUN
 set -euo pipefail
-worker=$1 mpirun=$2
+worker=$(readlink -f "$1") mpirun=$2
 work=$(mktemp -d "${TMPDIR:-/tmp}/forgery-mpi.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -61,6 +63,16 @@ launch 3 1 gp --shards 6 --steps 2 --out gp.half
 launch 1 2 gp --shards 6 --steps $steps --resume gp.half.rank0.fgc --out gp.resumed
 same gp.local.rank0.fgc gp.resumed.rank0.fgc
 echo "distributed.mpi: runs stopped on 2 (3) ranks and resumed on 3 (1) continue bit for bit"
+
+# Ranks that disagree refuse to start.
+if launch 2 1 bn --shards 6 --steps 2 --out vary --vary-rank1 >vary.log 2>&1; then
+  fail "ranks with different seeds trained"
+fi
+grep -q "rank 1's differs from rank 0's" vary.log || {
+  cat vary.log >&2
+  fail "the refusal does not name rank 1"
+}
+echo "distributed.mpi: ranks with different seeds refuse to start: $(grep -m1 "rank 1's differs" vary.log)"
 
 # A killed rank ends the job, naming it; the last checkpoint resumes bit for bit.
 mkdir pids

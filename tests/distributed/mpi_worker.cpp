@@ -5,7 +5,7 @@
 // floating point. The script runs it under mpirun with 1, 2 and 3 ranks and compares bytes.
 //
 //   mpi_worker MODEL --shards S --steps N --out PREFIX [--local] [--threads T]
-//              [--resume FILE] [--checkpoint-dir DIR --every K] [--pid-dir DIR]
+//              [--resume FILE] [--checkpoint-dir DIR --every K] [--pid-dir DIR] [--vary-rank1]
 //
 // MODEL: bn (conditional, BatchNorm in both networks, Dropout in the critic, EMA),
 // gp (WGAN-GP, 3 critic updates per step), rel (relativistic average loss: the generator
@@ -17,6 +17,7 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <omp.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@ struct Options {
   long long steps = 1, every = 0;
   int threads = 0;
   bool local = false;
+  bool vary_rank1 = false; // rank 1 takes another seed (a configuration the ranks disagree on)
 };
 
 // Writes each step's losses, as exact hexadecimal text.
@@ -53,6 +55,8 @@ template <class Trainer, class Source, class Hook>
 int run(const Options& o, typename Trainer::Config config, Source& source, Hook hook) {
   config.shards = o.shards;
   config.seed = 7;
+  if constexpr (std::is_same_v<Hook, fg::mpi::Communicator>)
+    if (o.vary_rank1 && hook.rank() == 1) config.seed = 8;
   Trainer trainer(config, std::move(hook));
   if (!o.pid_dir.empty()) {
     std::ofstream(fs::path(o.pid_dir) / ("rank" + std::to_string(trainer.rank()) + ".pid")) << ::getpid() << "\n";
@@ -154,6 +158,8 @@ Options parse(int argc, char** argv) {
       o.every = std::stoll(value());
     else if (a == "--pid-dir")
       o.pid_dir = value();
+    else if (a == "--vary-rank1")
+      o.vary_rank1 = true;
     else
       throw fg::config_error("mpi_worker option", std::string(a), "one of the options in mpi_worker.cpp");
   }

@@ -271,13 +271,6 @@ public:
       ranks_ = static_cast<index_t>(hook_.size());
       rank_ = static_cast<index_t>(hook_.rank());
     }
-    if constexpr (requires(std::string_view t) { hook_.check_same(t, t); }) {
-      // Ranks that disagree on the settings or types would never give the same bits.
-      if (ranks_ > 1)
-        hook_.check_same("Trainer configuration", checkpoint_type::config_text(config_) + type_name<G>() + "\n" +
-                                                      type_name<D>() + "\n" + type_name<Obj>() + "\n" +
-                                                      type_name<Opt>() + "\n" + type_name<S>());
-    }
     if (config_.shards < ranks_)
       throw config_error("Trainer.shards", std::to_string(config_.shards),
                          "at least the number of ranks (" + std::to_string(ranks_) +
@@ -303,6 +296,11 @@ public:
         reals_.resize(local_.count * sample_size * n);
         if constexpr (conditional) real_labels_.resize(local_.count * n);
       }
+    }
+    if constexpr (requires(std::string_view t) { hook_.check_same(t, t); }) {
+      // Ranks that start from different settings, types or weights would never give the
+      // same bits: every rank compares its whole initial state (as checkpoint bytes).
+      if (ranks_ > 1) hook_.check_same("Trainer configuration and initial state", checkpoint().bytes());
     }
   }
 
