@@ -110,7 +110,15 @@ TEST_CASE("a run killed with SIGKILL again and again and resumed ends bit for bi
   // stream: different moments of a step or of a save, reproducibly.
   fg::RandomStream rng{77, 0, 0};
   int kills = 0, attempts = 0;
-  for (; attempts < 200 && !std::filesystem::exists(out); ++attempts) {
+  for (; attempts < 200; ++attempts) {
+    if (std::filesystem::exists(out)) {
+      if (kills >= 5) break;
+      // The run ended before five kills (the machine was busy, the saves slow): what it
+      // wrote must still be the same bits; then once more from the start.
+      CHECK(read_bytes(out) == read_bytes(reference));
+      std::filesystem::remove_all(dir);
+      std::filesystem::remove(out);
+    }
     const int threads = 1 + attempts % 2;
     const auto before = forgery::io::list_checkpoints(dir);
     const long long newest = before.empty() ? -1 : before.back().step;
