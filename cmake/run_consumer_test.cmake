@@ -4,6 +4,7 @@
 #   -DBUILD_DIR=<forgery build tree> -DFORGERY_SOURCE_DIR=<forgery sources>
 #   -DCONSUMER_SOURCE_DIR=<tests/consumer> -DGENERATOR=<generator> -DCXX_COMPILER=<path>
 #   [-DMAKE_PROGRAM=<path>] [-DCONFIG=<build type>] [-DMULTI_CONFIG=1]
+#   [-DEXPECT_MPI=ON] (the installed package must offer the mpi component)
 cmake_minimum_required(VERSION 3.21)
 foreach(_var BUILD_DIR FORGERY_SOURCE_DIR CONSUMER_SOURCE_DIR GENERATOR CXX_COMPILER)
   if(NOT DEFINED ${_var})
@@ -37,7 +38,7 @@ run_step("install" "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${_pref
 
 set(_configure "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${_build}" -G "${GENERATOR}"
                "-DCMAKE_PREFIX_PATH=${_prefix}" "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}"
-               "-DFORGERY_SOURCE_DIR=${FORGERY_SOURCE_DIR}")
+               "-DFORGERY_SOURCE_DIR=${FORGERY_SOURCE_DIR}" "-DFORGERY_EXPECT_MPI=${EXPECT_MPI}")
 if(MAKE_PROGRAM)
   list(APPEND _configure "-DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}")
 endif()

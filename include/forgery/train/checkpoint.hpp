@@ -196,6 +196,11 @@ private:
     cs.config().fields([](const char*, const auto&) {});
   };
 
+public:
+  /// Whether this Trainer's state can be written at all (its optimizer's state is visible).
+  static constexpr bool checkpointable = checkpointable_state<optimizer_state>;
+
+private:
   static void check_checkpointable() {
     static_assert(checkpointable_state<optimizer_state>,
                   "fg::Trainer checkpoints: the optimizer's State needs steps(), set_steps(n), for_each_state(f) "

@@ -299,8 +299,16 @@ public:
     }
     if constexpr (requires(std::string_view t) { hook_.check_same(t, t); }) {
       // Ranks that start from different settings, types or weights would never give the
-      // same bits: every rank compares its whole initial state (as checkpoint bytes).
-      if (ranks_ > 1) hook_.check_same("Trainer configuration and initial state", checkpoint().bytes());
+      // same bits: every rank compares its whole initial state (as checkpoint bytes), or,
+      // where the optimizer's state cannot be written, its settings and types.
+      if (ranks_ > 1) {
+        if constexpr (checkpoint_type::checkpointable)
+          hook_.check_same("Trainer configuration and initial state", checkpoint().bytes());
+        else
+          hook_.check_same("Trainer configuration", checkpoint_type::config_text(config_) + type_name<G>() + "\n" +
+                                                        type_name<D>() + "\n" + type_name<Obj>() + "\n" +
+                                                        type_name<Opt>() + "\n" + type_name<S>());
+      }
     }
   }
 
