@@ -34,6 +34,5 @@ int main(int argc, char** argv) try {
   T trainer(cfg, std::move(hook));
   return fashion::run(trainer, o, "fashion_cgan");
 } catch (const std::exception& e) {
-  std::fprintf(stderr, "fashion_cgan: %s\n", e.what());
-  return 1;
+  return fashion::fail("fashion_cgan", e);
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -82,6 +83,19 @@ inline Hook make_hook([[maybe_unused]] const Options& o, [[maybe_unused]] int& a
                            "an example built with MPI (forgery::mpi: install libopenmpi-dev and reconfigure)");
   return {};
 #endif
+}
+
+/// Reports an error and returns the exit status; under --mpi ends the whole job instead
+/// (fg::mpi::abort_job), since the other ranks would wait for this one forever.
+inline int fail(const char* name, const std::exception& e) {
+  std::fprintf(stderr, "%s: %s\n", name, e.what());
+#ifdef FORGERY_EXAMPLE_MPI
+  int initialised = 0, finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  if (initialised && !finalised) fg::mpi::abort_job(1);
+#endif
+  return 1;
 }
 
 /// Sets the shards and the other common settings of `cfg` from the options: --shards, or one

@@ -21,8 +21,7 @@ int main(int argc, char** argv, const char* name, const char* what) try {
   T trainer(cfg, std::move(hook));
   return fashion::run(trainer, o, name);
 } catch (const std::exception& e) {
-  std::fprintf(stderr, "%s: %s\n", name, e.what());
-  return 1;
+  return fashion::fail(name, e);
 }
 
 } // namespace fashion::resnet

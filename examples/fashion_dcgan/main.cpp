@@ -21,6 +21,5 @@ int main(int argc, char** argv) try {
   T trainer(cfg, std::move(hook));
   return fashion::run(trainer, o, "fashion_dcgan");
 } catch (const std::exception& e) {
-  std::fprintf(stderr, "fashion_dcgan: %s\n", e.what());
-  return 1;
+  return fashion::fail("fashion_dcgan", e);
 }

@@ -27,6 +27,5 @@ int main(int argc, char** argv) try {
   T trainer(cfg, std::move(hook));
   return fashion::run(trainer, o, "fashion_mlp_gan");
 } catch (const std::exception& e) {
-  std::fprintf(stderr, "fashion_mlp_gan: %s\n", e.what());
-  return 1;
+  return fashion::fail("fashion_mlp_gan", e);
 }

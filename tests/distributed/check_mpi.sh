@@ -9,7 +9,8 @@
 #      ends with the bits of the uninterrupted run.
 #   3. Ranks that disagree on the configuration (rank 1 with another seed) refuse to start,
 #      naming rank 1.
-#   4. kill -9 of rank 1 in a 2-rank run ends the job within 30 s with an error naming
+#   4. Rank 1 alone throwing (as on a file it cannot write) ends the job, naming rank 1.
+#   5. kill -9 of rank 1 in a 2-rank run ends the job within 30 s with an error naming
 #      rank 1; resuming from its last checkpoint continues bit for bit.
 # Usage: check_mpi.sh WORKER MPIRUN
 set -euo pipefail
@@ -73,6 +74,21 @@ grep -q "rank 1's differs from rank 0's" vary.log || {
   fail "the refusal does not name rank 1"
 }
 echo "distributed.mpi: ranks with different seeds refuse to start: $(grep -m1 "rank 1's differs" vary.log)"
+
+# A rank that fails alone ends the job (fg::mpi::abort_job), naming itself.
+start=$(date +%s%3N)
+rc=0
+timeout 60 "$mpirun" -np 2 --oversubscribe --bind-to none -x LSAN_OPTIONS -x OMP_NUM_THREADS=1 "$worker" bn \
+  --shards 6 --steps 1000 --fail-rank1-at 5 --out failed >failed.log 2>&1 || rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] || {
+  cat failed.log >&2
+  fail "a rank failing alone gave status $rc (124: the job hung)"
+}
+grep -q "rank 1 fails alone on purpose" failed.log && grep -q "rank 1 of 2 ends the job" failed.log || {
+  cat failed.log >&2
+  fail "the job's error does not name rank 1"
+}
+echo "distributed.mpi: rank 1 failing alone ended the job in $(($(date +%s%3N) - start)) ms: $(grep -m1 "ends the job" failed.log)"
 
 # A killed rank ends the job, naming it; the last checkpoint resumes bit for bit.
 mkdir pids

@@ -37,7 +37,17 @@ struct Options {
   long long steps = 1, every = 0;
   int threads = 0;
   bool local = false;
-  bool vary_rank1 = false; // rank 1 takes another seed (a configuration the ranks disagree on)
+  bool vary_rank1 = false;     // rank 1 takes another seed (a configuration the ranks disagree on)
+  long long fail_rank1_at = 0; // rank 1 alone throws after this step (0: never)
+};
+
+// Rank 1 alone meets an error after step `at` (as a rank that cannot write a file would).
+struct FailRank1 {
+  long long at = 0;
+  template <class T>
+  void on_step(const T& t, const fg::StepStats& s) {
+    if (at > 0 && t.rank() == 1 && s.step == at) throw fg::io_error("rank1.dat", "rank 1 fails alone on purpose");
+  }
 };
 
 // Writes each step's losses, as exact hexadecimal text.
@@ -70,15 +80,16 @@ int run(const Options& o, typename Trainer::Config config, Source& source, Hook 
     }
   }
   LossRecord losses;
+  FailRank1 fail{o.fail_rank1_at};
   if (!o.checkpoint_dir.empty()) {
     fg::callbacks::CheckpointOptions copt;
     copt.dir = o.checkpoint_dir;
     copt.every = o.every;
     copt.keep = 3;
     fg::callbacks::Checkpoints checkpoints(copt);
-    trainer.fit_until(source, o.steps, losses, checkpoints);
+    trainer.fit_until(source, o.steps, losses, fail, checkpoints);
   } else {
-    trainer.fit_until(source, o.steps, losses);
+    trainer.fit_until(source, o.steps, losses, fail);
   }
   const std::string prefix = o.out + ".rank" + std::to_string(trainer.rank());
   trainer.save_checkpoint(prefix + ".fgc");
@@ -160,6 +171,8 @@ Options parse(int argc, char** argv) {
       o.pid_dir = value();
     else if (a == "--vary-rank1")
       o.vary_rank1 = true;
+    else if (a == "--fail-rank1-at")
+      o.fail_rank1_at = std::stoll(value());
     else
       throw fg::config_error("mpi_worker option", std::string(a), "one of the options in mpi_worker.cpp");
   }
@@ -192,6 +205,7 @@ int main(int argc, char** argv) {
     throw fg::config_error("mpi_worker MODEL", o.model, "bn, gp or rel");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mpi_worker: %s\n", e.what());
-    return 1;
+    // An error of this rank alone: end the job, or the others would wait for it forever.
+    fg::mpi::abort_job(1);
   }
 }

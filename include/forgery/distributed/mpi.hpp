@@ -26,6 +26,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -73,9 +75,29 @@ constexpr std::uint64_t fingerprint(std::string_view text) noexcept {
 }
 } // namespace detail
 
+/// Ends the whole job from this rank: MPI_Abort on MPI_COMM_WORLD when MPI is running (the
+/// launcher stops every rank and names this one), std::exit otherwise. A rank that fails
+/// alone (an exception caught in main, a file it cannot write) must leave this way, not by
+/// returning from main: MPI_Finalize would wait for ranks that wait in the next exchange.
+[[noreturn]] inline void abort_job(int code) noexcept {
+  int initialised = 0, finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  if (initialised && !finalised) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    std::fprintf(stderr, "forgery: rank %d of %d ends the job (MPI_Abort with error code %d)\n", rank, size, code);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+  }
+  std::exit(code);
+}
+
 /// MPI for the life of main: MPI_Init_thread (funneled: only the thread that calls the
 /// Trainer calls MPI; OpenMP threads do not) unless MPI is already initialised, and
-/// MPI_Finalize at the end if it initialised it. Construct it before any Communicator.
+/// MPI_Finalize at the end if it initialised it. Construct it before any Communicator; on
+/// an error that only this rank meets, leave through abort_job.
 class Environment {
 public:
   Environment(int& argc, char**& argv) {
