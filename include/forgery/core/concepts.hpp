@@ -306,8 +306,9 @@ namespace forgery {
 // GradientsHook: the one place of an optimizer update where every gradient of that update
 // is in its network's gradient buffer and nothing has read it yet: the Trainer calls it
 // once per critic update and once per generator update, before the non-finite guard, the
-// gradient norm and the optimizer step. A data-parallel trainer all-reduces the gradients
-// of its shards here; the single-process trainer's hook (fg::LocalGradients) does nothing.
+// gradient norm and the optimizer step. With shards (Trainer::Config::shards) it sees the
+// shards' mean, after a communicator's exchange (below); the single-process trainer's hook
+// (fg::LocalGradients) does nothing.
 // --------------------------------------------------------------------------------------
 
 /// Which network's gradients are ready.

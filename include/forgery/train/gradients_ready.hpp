@@ -1,6 +1,6 @@
 // LocalGradients: the gradients-ready hook of a single-process Trainer, which leaves the
 // gradients as they are. The customisation point itself (GradientsReady, GradientsHook) is
-// in core/concepts.hpp; a data-parallel trainer's hook all-reduces the gradients there.
+// in core/concepts.hpp; a data-parallel communicator (fg::Communicator) is a hook too.
 #pragma once
 
 #include "forgery/core/concepts.hpp"

@@ -129,8 +129,8 @@ struct ShardMean {
 /// \tparam B backend policy.
 /// \tparam Hook gradients-ready hook (fg::GradientsHook): called once per critic update and
 /// once per generator update with all of that update's gradients, before the non-finite
-/// guard, the gradient norm and the optimizer step; where a data-parallel trainer
-/// all-reduces. fg::LocalGradients, the default, does nothing. A hook that is also an
+/// guard, the gradient norm and the optimizer step. fg::LocalGradients, the default, does
+/// nothing. A hook that is also an
 /// fg::Communicator (fg::mpi::Communicator) spreads the shards of each update (Config::
 /// shards) over its ranks.
 template <NetworkSpec G, NetworkSpec D, class Obj, class Opt = optim::Adam, Backend B = backend::Cpu<float>,
