@@ -100,8 +100,8 @@ inline int fail(const char* name, const std::exception& e) {
 
 /// Sets the shards and the other common settings of `cfg` from the options: --shards, or one
 /// shard per rank.
-template <class Config>
-void apply_options(Config& cfg, const Options& o, const Hook& hook) {
+template <class Config, class H>
+void apply_options(Config& cfg, const Options& o, const H& hook) {
   cfg.seed = o.seed;
   cfg.batch = o.batch;
   cfg.ema_decay = o.ema;
