@@ -2,9 +2,9 @@
 # distributed.mpi: data-parallel training on Open MPI gives the same bits for any rank count.
 #   1. bn (conditional, BatchNorm, Dropout, EMA), gp (WGAN-GP in double, 3 critic updates)
 #      and rel (relativistic loss, BatchNorm critic), 6 shards: the single-process Trainer
-#      on 2 threads and mpirun with 1 rank (2 threads), 2 and 3 ranks (1 thread each) write
-#      identical checkpoints (weights, layer and optimizer states, streams) and per-step
-#      losses, on every rank.
+#      on 2 threads and mpirun with 1 rank (2 threads), 2, 3 and 4 ranks (1 thread each; 6
+#      shards over 4 ranks are 2, 2, 1, 1) write identical checkpoints (weights, layer and
+#      optimizer states, streams) and per-step losses, on every rank.
 #   2. A run stopped at step 3 on 2 ranks and resumed on 3 (and one on 3 resumed on 1)
 #      ends with the bits of the uninterrupted run.
 #   3. Ranks that disagree on the configuration (rank 1 with another seed) refuse to start,
@@ -46,13 +46,14 @@ for model in bn gp rel; do
   launch 1 2 "$model" --shards 6 --steps $steps --out "$model.np1"
   launch 2 1 "$model" --shards 6 --steps $steps --out "$model.np2"
   launch 3 1 "$model" --shards 6 --steps $steps --out "$model.np3"
+  launch 4 1 "$model" --shards 6 --steps $steps --out "$model.np4"
   same "$model.local.rank0.fgc" "$model".np*.rank*.fgc
   same "$model.local.rank0.losses" "$model".np*.rank*.losses
   [[ $(wc -l <"$model.local.rank0.losses") -eq $steps ]] || fail "$model: expected $steps loss lines"
   # The shards matter: one shard is another computation (a check that the comparison can fail).
   OMP_NUM_THREADS=2 "$worker" "$model" --local --shards 1 --steps $steps --out "$model.one"
   cmp -s "$model.local.rank0.fgc" "$model.one.rank0.fgc" && fail "$model: 6 shards gave the bits of 1"
-  echo "distributed.mpi: $model: 1, 2, 3 ranks and the single-process Trainer agree bit for bit ($steps steps, 6 shards)"
+  echo "distributed.mpi: $model: 1, 2, 3, 4 ranks and the single-process Trainer agree bit for bit ($steps steps, 6 shards)"
 done
 
 # Resume on another rank count.
