@@ -21,14 +21,18 @@ cd "$work"
 
 # Open MPI refuses root unless told, and the CI machine runs as root: allowed here, for these
 # runs only. 3 ranks on 2 cores need oversubscription; containers often forbid the
-# cross-memory-attach single copy; ASan builds ignore Open MPI's own allocations at exit.
+# cross-memory-attach single copy.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-export LSAN_OPTIONS="suppressions=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lsan.supp:print_suppressions=0"
+# Under AddressSanitizer (the debug preset) leak checking is off for these runs: Open MPI
+# keeps allocations past MPI_Finalize by design, from code built without frame pointers,
+# so LeakSanitizer can neither attribute nor suppress them. The same Trainer code runs
+# under LeakSanitizer in every other test; the other sanitizer checks stay on here.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 launch() { # launch NP THREADS ARGS...
   local np=$1 threads=$2
   shift 2
-  "$mpirun" -np "$np" --oversubscribe --bind-to none -x LSAN_OPTIONS -x OMP_NUM_THREADS="$threads" "$worker" "$@"
+  "$mpirun" -np "$np" --oversubscribe --bind-to none -x ASAN_OPTIONS -x OMP_NUM_THREADS="$threads" "$worker" "$@"
 }
 fail() {
   echo "distributed.mpi: FAIL: $*" >&2
@@ -79,7 +83,7 @@ echo "distributed.mpi: ranks with different seeds refuse to start: $(grep -m1 "r
 # A rank that fails alone ends the job (fg::mpi::abort_job), naming itself.
 start=$(date +%s%3N)
 rc=0
-timeout 60 "$mpirun" -np 2 --oversubscribe --bind-to none -x LSAN_OPTIONS -x OMP_NUM_THREADS=1 "$worker" bn \
+timeout 60 "$mpirun" -np 2 --oversubscribe --bind-to none -x ASAN_OPTIONS -x OMP_NUM_THREADS=1 "$worker" bn \
   --shards 6 --steps 1000 --fail-rank1-at 5 --out failed >failed.log 2>&1 || rc=$?
 [[ $rc -ne 0 && $rc -ne 124 ]] || {
   cat failed.log >&2
