@@ -86,14 +86,13 @@ Result measure(typename T::Config cfg, const Settings& s, Hook hook) {
 }
 
 template <class Hook>
-void run_all(const Settings& s, const std::string& mode, index_t ranks, bool print, Hook (*make)()) {
+void run_all(const Settings& s, const std::string& mode, bool print, Hook (*make)()) {
   const auto report = [&](const char* name, const Result& r) {
     if (print)
       std::printf("%-8s %-22s %5ld %6ld %9.2f %9.2f %9.1f%%\n", name, mode.c_str(), static_cast<long>(s.batch),
                   static_cast<long>(s.shards > 0 ? s.shards : 1), r.median_ms, r.min_ms, 100 * r.exchange_share);
     std::fflush(stdout);
   };
-  (void)ranks;
   if (s.only.empty() || s.only == "mlp_gan") {
     using T = fg::DcganTrainer<mlp::G, mlp::D, Cpu, Hook>;
     report("mlp_gan", measure<T>(fg::dcgan_config<T>(), s, make()));
@@ -139,7 +138,7 @@ int main(int argc, char** argv) try {
   if (s.local) {
     const std::string mode = "1 process x " + std::to_string(threads) + " thr";
     run_all<fg::LocalGradients>(
-        s, mode, 1, true, +[] { return fg::LocalGradients{}; });
+        s, mode, true, +[] { return fg::LocalGradients{}; });
     return 0;
   }
   fg::mpi::Environment env(argc, argv);
@@ -148,7 +147,7 @@ int main(int argc, char** argv) try {
   if (s.shards == 0) s.shards = ranks;
   const std::string mode = std::to_string(ranks) + " ranks x " + std::to_string(threads) + " thr";
   run_all<fg::mpi::Communicator>(
-      s, mode, ranks, probe.is_root(), +[] { return fg::mpi::Communicator{}; });
+      s, mode, probe.is_root(), +[] { return fg::mpi::Communicator{}; });
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_data_parallel: %s\n", e.what());

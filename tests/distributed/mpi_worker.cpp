@@ -97,11 +97,6 @@ int run(const Options& o, typename Trainer::Config config, Source& source, Hook 
   return 0;
 }
 
-template <class Trainer, class Source>
-int run_model(const Options& o, typename Trainer::Config config, Source& source) {
-  return run<Trainer>(o, config, source, fg::mpi::Communicator{});
-}
-
 template <template <class> class TrainerOf, class Source>
 int dispatch(const Options& o, typename TrainerOf<fg::LocalGradients>::Config config_local,
              typename TrainerOf<fg::mpi::Communicator>::Config config_mpi, Source& source) {

@@ -37,6 +37,7 @@
 #include "forgery/core/concepts.hpp"
 #include "forgery/core/config.hpp"
 #include "forgery/core/error.hpp"
+#include "forgery/distributed/exchange.hpp"
 
 namespace forgery::mpi {
 
@@ -66,12 +67,6 @@ MPI_Datatype datatype() {
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
                 "fg::mpi: the backend's scalar must be float or double");
   return std::is_same_v<S, float> ? MPI_FLOAT : MPI_DOUBLE;
-}
-// FNV-1a: a fingerprint of a configuration text, compared across ranks.
-constexpr std::uint64_t fingerprint(std::string_view text) noexcept {
-  std::uint64_t h = 14695981039346656037ull;
-  for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return h;
 }
 } // namespace detail
 
@@ -191,16 +186,12 @@ public:
       counts_[static_cast<std::size_t>(r)] = static_cast<int>(range.count);
       displs_[static_cast<std::size_t>(r)] = static_cast<int>(range.first);
     }
-    const auto during = [&] {
-      return std::string(x.network == GradientsOf::critic ? "the critic's" : "the generator's") +
-             " shard exchange at step " + std::to_string(x.step);
-    };
     int code = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.slots, counts_.data(), displs_.data(),
                               slot_type(detail::datatype<S>(), x.stride), comm_);
-    if (code != MPI_SUCCESS) throw mpi_error("MPI_Allgatherv", during(), code);
+    if (code != MPI_SUCCESS) throw mpi_error("MPI_Allgatherv", distributed::exchange_name(x), code);
     code = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.host_slots, counts_.data(), displs_.data(),
                           slot_type(MPI_DOUBLE, x.host_stride), comm_);
-    if (code != MPI_SUCCESS) throw mpi_error("MPI_Allgatherv", during(), code);
+    if (code != MPI_SUCCESS) throw mpi_error("MPI_Allgatherv", distributed::exchange_name(x), code);
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ++exchanges_;
   }
@@ -209,14 +200,11 @@ public:
   /// Trainer passes its configuration and type signatures at construction): ranks that
   /// disagree would compute different shards and never give the same bits. Collective.
   void check_same(std::string_view what, std::string_view text) {
-    const std::uint64_t mine = detail::fingerprint(text);
+    const std::uint64_t mine = distributed::fingerprint(text);
     std::vector<std::uint64_t> all(static_cast<std::size_t>(size_));
     detail::check(MPI_Allgather(&mine, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, comm_), "MPI_Allgather",
                   std::string(what) + " check");
-    for (index_t r = 1; r < size_; ++r)
-      if (all[static_cast<std::size_t>(r)] != all[0])
-        throw config_error(std::string(what), "rank " + std::to_string(r) + "'s differs from rank 0's",
-                           "the same program, settings and types on every rank");
+    distributed::require_same(what, all.data(), size_);
   }
 
   /// Whether `flag` is true on any rank (collective): the Trainer's agreement on stopping.

@@ -29,6 +29,7 @@
 #include "forgery/core/concepts.hpp"
 #include "forgery/core/config.hpp"
 #include "forgery/core/error.hpp"
+#include "forgery/distributed/exchange.hpp"
 
 namespace forgery::nccl {
 
@@ -52,11 +53,6 @@ constexpr ncclDataType_t datatype() {
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
                 "fg::nccl: the backend's scalar must be float or double");
   return std::is_same_v<S, float> ? ncclFloat32 : ncclFloat64;
-}
-constexpr std::uint64_t fingerprint(std::string_view text) noexcept {
-  std::uint64_t h = 14695981039346656037ull;
-  for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return h;
 }
 } // namespace detail
 
@@ -122,13 +118,11 @@ public:
                                    "fg::mpi::Communicator (forgery/distributed/mpi.hpp)");
     using S = typename B::scalar;
     const auto start = std::chrono::steady_clock::now();
-    const std::string during = std::string(x.network == GradientsOf::critic ? "the critic's" : "the generator's") +
-                               " shard exchange at step " + std::to_string(x.step);
-    broadcast_slots(x.slots, x.stride, detail::datatype<S>(), x.shards, during);
+    broadcast_slots(x.slots, x.stride, detail::datatype<S>(), x, sizeof(S));
     const std::size_t host_bytes = static_cast<std::size_t>(x.shards * x.host_stride) * sizeof(double);
     double* const staging = static_cast<double*>(staging_bytes(host_bytes));
     FORGERY_CUDA_CHECK(cudaMemcpy(staging, x.host_slots, host_bytes, cudaMemcpyHostToDevice));
-    broadcast_slots(staging, x.host_stride, ncclFloat64, x.shards, during);
+    broadcast_slots(staging, x.host_stride, ncclFloat64, x, sizeof(double));
     FORGERY_CUDA_CHECK(cudaMemcpy(x.host_slots, staging, host_bytes, cudaMemcpyDeviceToHost));
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ++exchanges_;
@@ -147,7 +141,7 @@ public:
 
   /// Throws config_error on every rank unless every rank passed the same `text`. Collective.
   void check_same(std::string_view what, std::string_view text) {
-    const std::uint64_t mine = detail::fingerprint(text);
+    const std::uint64_t mine = distributed::fingerprint(text);
     const std::size_t bytes = static_cast<std::size_t>(size_) * sizeof(std::uint64_t);
     std::uint64_t* const d = static_cast<std::uint64_t*>(staging_bytes(bytes));
     FORGERY_CUDA_CHECK(cudaMemcpy(d + rank_, &mine, sizeof mine, cudaMemcpyHostToDevice));
@@ -155,11 +149,7 @@ public:
                   std::string(what) + " check");
     std::string all(bytes, '\0');
     FORGERY_CUDA_CHECK(cudaMemcpy(all.data(), d, bytes, cudaMemcpyDeviceToHost));
-    const auto* v = reinterpret_cast<const std::uint64_t*>(all.data());
-    for (index_t r = 1; r < size_; ++r)
-      if (v[r] != v[0])
-        throw config_error(std::string(what), "rank " + std::to_string(r) + "'s differs from rank 0's",
-                           "the same program, settings and types on every rank");
+    distributed::require_same(what, reinterpret_cast<const std::uint64_t*>(all.data()), size_);
   }
 
   /// Seconds spent in exchange_shards so far, and how many exchanges.
@@ -169,21 +159,25 @@ public:
 private:
   // Rank r's slots, [first, first + count) of `stride` values each, from rank r to all: one
   // grouped broadcast per rank (ranks hold different shard counts when they do not divide).
-  void broadcast_slots(void* slots, index_t stride, ncclDataType_t type, index_t shards, const std::string& during) {
-    const std::size_t value_bytes = type == ncclFloat32 ? 4 : 8;
-    detail::check(ncclGroupStart(), "ncclGroupStart", during);
+  // The exchange's name in an error is built only when a call fails.
+  template <class B>
+  void broadcast_slots(void* slots, index_t stride, ncclDataType_t type, const ShardExchange<B>& x,
+                       std::size_t value_bytes) {
+    if (const ncclResult_t code = ncclGroupStart(); code != ncclSuccess)
+      throw nccl_error("ncclGroupStart", distributed::exchange_name(x), code);
     for (index_t r = 0; r < size_; ++r) {
-      const ShardRange range = shard_range(shards, size_, r);
+      const ShardRange range = shard_range(x.shards, size_, r);
       if (range.count == 0) continue;
       void* const at = static_cast<char*>(slots) + static_cast<std::size_t>(range.first * stride) * value_bytes;
       const ncclResult_t code = ncclBroadcast(at, at, static_cast<std::size_t>(range.count * stride), type,
                                               static_cast<int>(r), comm_, nullptr);
       if (code != ncclSuccess) {
         ncclGroupEnd();
-        throw nccl_error("ncclBroadcast", during, code);
+        throw nccl_error("ncclBroadcast", distributed::exchange_name(x), code);
       }
     }
-    detail::check(ncclGroupEnd(), "ncclGroupEnd", during);
+    if (const ncclResult_t code = ncclGroupEnd(); code != ncclSuccess)
+      throw nccl_error("ncclGroupEnd", distributed::exchange_name(x), code);
   }
 
   void* staging_bytes(std::size_t bytes) {

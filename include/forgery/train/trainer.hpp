@@ -130,9 +130,8 @@ struct ShardMean {
 /// \tparam Hook gradients-ready hook (fg::GradientsHook): called once per critic update and
 /// once per generator update with all of that update's gradients, before the non-finite
 /// guard, the gradient norm and the optimizer step. fg::LocalGradients, the default, does
-/// nothing. A hook that is also an
-/// fg::Communicator (fg::mpi::Communicator) spreads the shards of each update (Config::
-/// shards) over its ranks.
+/// nothing. A hook that is also an fg::Communicator (fg::mpi::Communicator) spreads the
+/// shards of each update (Config::shards) over its ranks.
 template <NetworkSpec G, NetworkSpec D, class Obj, class Opt = optim::Adam, Backend B = backend::Cpu<float>,
           class Hook = LocalGradients>
 class Trainer {
@@ -230,7 +229,7 @@ public:
                                " values, real and fake at the widest layer boundary of G and D, must stay within "
                                "2^36)");
       if (n_critic <= 0) throw config_error("Trainer.n_critic", std::to_string(n_critic), "at least 1");
-      if (shards <= 0 || shards > batch || batch % shards != 0)
+      if (shards <= 0 || batch % shards != 0)
         throw config_error("Trainer.shards", std::to_string(shards),
                            "a divisor of the batch (" + std::to_string(batch) + ") from 1 to the batch");
       if (!(ema_decay >= 0 && ema_decay < 1))
@@ -287,9 +286,8 @@ public:
     critic_in_.resize(sample_size * 2 * n);
     critic_batch_.resize(n);
     if (sharded_) {
-      g_.for_each_state([&](auto, S*, index_t c) { g_state_count_ += c; });
-      d_.for_each_state([&](auto, S*, index_t c) { d_state_count_ += c; });
-      states_.resize(g_state_count_ + d_state_count_);
+      for_each_layer_state([&](S*, index_t, index_t count) { state_count_ += count; });
+      states_.resize(state_count_);
       slots_.resize(config_.shards * std::max(slot_stride(D_params()), slot_stride(G_params())));
       host_slots_.assign(static_cast<std::size_t>(config_.shards * host_stride), 0.0);
       if constexpr (generator_reads_real) {
@@ -564,9 +562,7 @@ private:
 
   // Scalars of one shard's slot for a network of `params` parameters: its gradients, then
   // both networks' layer states, rounded up to 16 (64 bytes of floats).
-  [[nodiscard]] index_t slot_stride(index_t params) const noexcept {
-    return (params + g_state_count_ + d_state_count_ + 15) / 16 * 16;
-  }
+  [[nodiscard]] index_t slot_stride(index_t params) const noexcept { return (params + state_count_ + 15) / 16 * 16; }
 
   // Generates a shard's batch into the fake half of the critic's input buffer.
   void generate_fakes(RandomStream& noise) {
@@ -610,24 +606,23 @@ private:
                  static_cast<std::uint64_t>(config_.batch));
   }
 
-  // Both networks' layer states (G's, then D's) to and from a backend buffer.
-  void save_states(S* dst) {
+  // f(state, offset, count) for each layer state of both networks (G's, then D's), with its
+  // offset in a buffer that holds them all; and the copies to and from such a buffer.
+  template <class F>
+  void for_each_layer_state(F&& f) {
     index_t off = 0;
-    const auto save = [&](auto, S* state, index_t count) {
-      B::copy(count, state, dst + off);
+    const auto visit = [&](auto, S* state, index_t count) {
+      f(state, off, count);
       off += count;
     };
-    g_.for_each_state(save);
-    d_.for_each_state(save);
+    g_.for_each_state(visit);
+    d_.for_each_state(visit);
+  }
+  void save_states(S* dst) {
+    for_each_layer_state([&](S* state, index_t off, index_t count) { B::copy(count, state, dst + off); });
   }
   void load_states(const S* src) {
-    index_t off = 0;
-    const auto load = [&](auto, S* state, index_t count) {
-      B::copy(count, src + off, state);
-      off += count;
-    };
-    g_.for_each_state(load);
-    d_.for_each_state(load);
+    for_each_layer_state([&](S* state, index_t off, index_t count) { B::copy(count, src + off, state); });
   }
 
   // One shard of a critic update: draws the real batch (into the real half of the critic's
@@ -935,10 +930,11 @@ private:
   ShardRange local_{};
   bool sharded_ = false;
   long long phase_ = 0;
-  // Sharded updates: both networks' layer state counts, the states an update began with,
-  // every shard's slot (gradients and states; its loss and part values on the host), and
-  // this rank's shards' real batches (for a loss whose generator update reads them).
-  index_t g_state_count_ = 0, d_state_count_ = 0;
+  // Sharded updates: how many values both networks' layer states hold, the states an
+  // update began with, every shard's slot (gradients and states; its loss and part values
+  // on the host), and this rank's shards' real batches (for a loss whose generator update
+  // reads them).
+  index_t state_count_ = 0;
   typename B::template buffer<S> states_, slots_, reals_;
   typename B::template buffer<std::int32_t> real_labels_;
   std::vector<double> host_slots_;
